@@ -9,8 +9,8 @@
 #define ERR_MSG_MAX 512
 
 struct err {
-	int code;		/* negative errno, 0 when no error has been set */
-	char msg[ERR_MSG_MAX];	/* NUL-terminated, may be truncated */
+	int code;              /* negative errno, 0 when no error has been set */
+	char msg[ERR_MSG_MAX]; /* NUL-terminated, may be truncated */
 };
 
 /* Reset to "no error". */

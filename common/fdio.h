@@ -12,7 +12,7 @@
 
 /* Distinct from every negative errno value. */
 #define IO_AGAIN (-100000)
-#define IO_EOF 0
+#define IO_EOF   0
 
 /* Set O_NONBLOCK (when nonblock) and FD_CLOEXEC; returns 0 or -errno. */
 int fd_set_flags(int fd, bool nonblock, struct err *e);

@@ -33,7 +33,8 @@ int guid_parse(const char *s, struct guid *g, struct err *e)
 	for (unsigned i = 0; i < GUID_STR_LEN;) {
 		if (i == 8 || i == 13 || i == 18 || i == 23) {
 			if (p[i] != '-')
-				return err_set(e, -EINVAL, "invalid guid `%.64s`: want '-' at %u", s, i);
+				return err_set(e, -EINVAL, "invalid guid `%.64s`: want '-' at %u",
+				               s, i);
 			i++;
 			continue;
 		}
@@ -53,9 +54,9 @@ int guid_parse(const char *s, struct guid *g, struct err *e)
 
 char *guid_format(const struct guid *g, char *out)
 {
-	snprintf(out, GUID_STR_LEN + 1, "%08x-%04x-%04x-%02x%02x-%02x%02x%02x%02x%02x%02x", g->data1,
-		 g->data2, g->data3, g->data4[0], g->data4[1], g->data4[2], g->data4[3], g->data4[4],
-		 g->data4[5], g->data4[6], g->data4[7]);
+	snprintf(out, GUID_STR_LEN + 1, "%08x-%04x-%04x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+	         g->data1, g->data2, g->data3, g->data4[0], g->data4[1], g->data4[2], g->data4[3],
+	         g->data4[4], g->data4[5], g->data4[6], g->data4[7]);
 	return out;
 }
 
@@ -74,8 +75,8 @@ void guid_to_bytes(const struct guid *g, uint8_t out[16])
 
 void guid_from_bytes(const uint8_t in[16], struct guid *g)
 {
-	g->data1 = (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 |
-		   (uint32_t)in[3] << 24;
+	g->data1 =
+	    (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 | (uint32_t)in[3] << 24;
 	g->data2 = (uint16_t)(in[4] | in[5] << 8);
 	g->data3 = (uint16_t)(in[6] | in[7] << 8);
 	memcpy(g->data4, in + 8, 8);

@@ -25,7 +25,7 @@ static inline void closep(int *fd)
 		close(*fd);
 }
 
-#define _cleanup_free_ __attribute__((cleanup(freep)))
+#define _cleanup_free_  __attribute__((cleanup(freep)))
 #define _cleanup_close_ __attribute__((cleanup(closep)))
 
 /* Move ownership out of a cleanup-managed variable. */

@@ -119,8 +119,8 @@ static void test_log_level(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_err_context),	  cmocka_unit_test(test_err_truncates),
-	    cmocka_unit_test(test_buf),		  cmocka_unit_test(test_fdio_outcomes),
+	    cmocka_unit_test(test_err_context), cmocka_unit_test(test_err_truncates),
+	    cmocka_unit_test(test_buf),         cmocka_unit_test(test_fdio_outcomes),
 	    cmocka_unit_test(test_log_level),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,7 +43,7 @@ static void test_bytes_layout(void **state)
 	struct err e;
 	uint8_t b[16];
 	static const uint8_t want[16] = {0x97, 0x61, 0xe1, 0xe0, 0x56, 0xdd, 0x10, 0x4a,
-					 0x91, 0x95, 0x5e, 0xe7, 0xa1, 0x55, 0xa8, 0x38};
+	                                 0x91, 0x95, 0x5e, 0xe7, 0xa1, 0x55, 0xa8, 0x38};
 	assert_int_equal(guid_parse("e0e16197-dd56-4a10-9195-5ee7a155a838", &g, &e), 0);
 	guid_to_bytes(&g, b);
 	assert_memory_equal(b, want, 16);
@@ -67,11 +67,11 @@ static void test_parse_errors(void **state)
 	(void)state;
 	static const char *const bad[] = {
 	    "",
-	    "40000000-facb-11e6-bd58-64006a7986d",	 /* short */
-	    "40000000-facb-11e6-bd58-64006a7986d33",	 /* long */
-	    "40000000xfacb-11e6-bd58-64006a7986d3",	 /* separator */
-	    "4000000g-facb-11e6-bd58-64006a7986d3",	 /* hex */
-	    "{40000000-facb-11e6-bd58-64006a7986d3",	 /* unbalanced brace */
+	    "40000000-facb-11e6-bd58-64006a7986d",   /* short */
+	    "40000000-facb-11e6-bd58-64006a7986d33", /* long */
+	    "40000000xfacb-11e6-bd58-64006a7986d3",  /* separator */
+	    "4000000g-facb-11e6-bd58-64006a7986d3",  /* hex */
+	    "{40000000-facb-11e6-bd58-64006a7986d3", /* unbalanced brace */
 	    "40000000-facb-11e6-bd58-64006a7986d3}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -89,7 +89,7 @@ static void test_parse_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_round_trip),	 cmocka_unit_test(test_upper_and_braces),
+	    cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_upper_and_braces),
 	    cmocka_unit_test(test_bytes_layout), cmocka_unit_test(test_zero),
 	    cmocka_unit_test(test_parse_errors),
 	};
