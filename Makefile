@@ -68,6 +68,11 @@ INTEG_BINS := $(patsubst %.c,$(BUILD)/%,$(INTEG_SRC))
 BENCH_BINS := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRC))
 LIBTEST := $(BUILD)/libtest.a
 
+# Keep test objects (otherwise make deletes them as intermediates and rebuilds later).
+.SECONDARY:
+V ?=
+Q = $(if $(V),,@)
+
 .PHONY: all deps test unit integration demo bench fuzz format format-check lint clean rootfs
 all: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(BENCH_BINS)
 
@@ -87,7 +92,8 @@ $(BUILD)/obj/$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 
 $(BUILD)/obj/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@$(if $(V),,echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(LIBCOMMON): $(call obj,$(COMMON_SRC))
 $(LIBBRIDGE): $(call obj,$(BRIDGE_SRC))
@@ -98,22 +104,26 @@ $(LIBTEST): $(call obj,$(TESTLIB_SRC))
 $(BUILD)/%.a:
 	@mkdir -p $(dir $@)
 	@rm -f $@
-	ar rcs $@ $^ $(if $^,,)
+	$(Q)ar rcs $@ $^
 
 # ferry-gcs is linked statically: it goes into the guest's initramfs as a single file.
 GCS_STATIC ?= $(if $(SAN),,-static)
 $(BUILD)/ferry-gcs: $(call obj,guest/main.c) $(LIBS)
-	$(CC) $(SANFLAGS) $(GCS_STATIC) -o $@ $< $(LIBS) $(LDLIBS)
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(SANFLAGS) $(GCS_STATIC) -o $@ $< $(LIBS) $(LDLIBS)
 
 $(BUILD)/ferry-shim: $(call obj,host/shim_main.c) $(LIBS)
-	$(CC) $(SANFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(SANFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
 
 $(BUILD)/ferryctl: $(call obj,host/ctl_main.c) $(LIBS)
-	$(CC) $(SANFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(SANFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIBTEST) $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) -o $@ $< $(LIBTEST) $(LIBS) $(LDLIBS) $(TEST_LDLIBS)
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(SANFLAGS) -o $@ $< $(LIBTEST) $(LIBS) $(LDLIBS) $(TEST_LDLIBS)
 
 unit: $(UNIT_BINS)
 integration: $(INTEG_BINS) $(BINS)
