@@ -1,0 +1,707 @@
+/* The vsock shim: address parsing and formatting, the tcp: port rule, the Hyper-V service GUID
+ * rule, and the blocking listen/accept/dial calls for every transport.  The hybrid handshake
+ * line parsers live in vsock_hybrid.c, the libev dialer in vsock_dialer.c and the test muxer in
+ * vsock_muxer.c; the latter two reuse the target/connect helpers defined here
+ * (common/vsock_priv.h). */
+#include "common/vsock.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <linux/vm_sockets.h>
+
+#include "common/fdio.h"
+#include "common/vsock_priv.h"
+#include "common/xalloc.h"
+
+/* Messages are bounded on purpose. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+#define HV_UNSUPPORTED_MSG "hvsock transport is only available on Windows hosts"
+
+/* ---- addresses ---- */
+
+const char *vsock_kind_name(enum vsock_kind k)
+{
+	switch (k) {
+	case VSOCK_KIND_VSOCK:
+		return "vsock";
+	case VSOCK_KIND_HVSOCK:
+		return "hvsock";
+	case VSOCK_KIND_HYBRID:
+		return "hybrid";
+	case VSOCK_KIND_UNIX:
+		return "unix";
+	case VSOCK_KIND_TCP:
+		return "tcp";
+	}
+	return "?";
+}
+
+/* Strict decimal u32: digits only, no sign, no overflow. */
+static bool parse_u32(const char *s, size_t n, uint32_t *out)
+{
+	uint64_t v = 0;
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+		if (v > UINT32_MAX)
+			return false;
+	}
+	*out = (uint32_t)v;
+	return true;
+}
+
+static int parse_tcp(const char *s, const char *v, struct vsock_addr *a, struct err *e)
+{
+	const char *host = v, *base = NULL;
+	size_t hlen;
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+		if (!close)
+			return err_set(e, -EINVAL, "invalid address `%.300s`: missing ']'", s);
+		host = v + 1;
+		hlen = (size_t)(close - host);
+		if (close[1] == ':')
+			base = close + 2;
+		else if (close[1] != '\0')
+			return err_set(e, -EINVAL,
+			               "invalid address `%.300s`: want ':BASE' after ']'", s);
+	} else {
+		const char *c = strchr(v, ':');
+		if (c && !strchr(c + 1, ':')) { /* exactly one ':' -> HOST:BASE */
+			hlen = (size_t)(c - v);
+			base = c + 1;
+		} else { /* none, or a bare IPv6 address (use [..]:BASE to give a base) */
+			hlen = strlen(v);
+		}
+	}
+	if (hlen == 0)
+		return err_set(e, -EINVAL, "invalid address `%.300s`: empty host", s);
+	if (hlen > VSOCK_HOST_MAX)
+		return err_set(e, -EINVAL, "invalid address `%.300s`: host longer than %d bytes", s,
+		               VSOCK_HOST_MAX);
+	memcpy(a->host, host, hlen);
+	a->host[hlen] = '\0';
+	a->tcp_base = VSOCK_TCP_BASE_DEFAULT;
+	if (base) {
+		uint32_t b;
+		if (!parse_u32(base, strlen(base), &b) || b < VSOCK_TCP_BASE_MIN || b > 65535)
+			return err_set(
+			    e, -EINVAL,
+			    "invalid address `%.300s`: bad base `%.16s` (want %u..65535)", s, base,
+			    VSOCK_TCP_BASE_MIN);
+		a->tcp_base = (uint16_t)b;
+	}
+	return 0;
+}
+
+int vsock_addr_parse(const char *s, struct vsock_addr *a, struct err *e)
+{
+	if (!s)
+		return err_set(e, -EINVAL, "invalid address: null");
+	memset(a, 0, sizeof(*a));
+	const char *colon = strchr(s, ':');
+	if (!colon)
+		return err_set(
+		    e, -EINVAL,
+		    "invalid address `%.300s`: want SCHEME:VALUE (vsock:CID, hvsock:VMID, "
+		    "hybrid:PATH, unix:PATH, tcp:HOST[:BASE])",
+		    s);
+	size_t sl = (size_t)(colon - s);
+	const char *v = colon + 1;
+	if (sl == 5 && strncmp(s, "vsock", 5) == 0) {
+		a->kind = VSOCK_KIND_VSOCK;
+		if (!parse_u32(v, strlen(v), &a->cid))
+			return err_set(e, -EINVAL,
+			               "invalid address `%.300s`: bad cid (want a decimal number)",
+			               s);
+		if (a->cid == VMADDR_CID_ANY)
+			return err_set(e, -EINVAL,
+			               "invalid address `%.300s`: cid %u (any) is not a peer", s,
+			               a->cid);
+		return 0;
+	}
+	if (sl == 6 && strncmp(s, "hvsock", 6) == 0) {
+		a->kind = VSOCK_KIND_HVSOCK;
+		if (guid_parse(v, &a->vmid, e) < 0)
+			return err_prefix(e, "invalid address `%.300s`: bad vm id", s);
+		return 0;
+	}
+	if ((sl == 6 && strncmp(s, "hybrid", 6) == 0) || (sl == 4 && strncmp(s, "unix", 4) == 0)) {
+		a->kind = sl == 6 ? VSOCK_KIND_HYBRID : VSOCK_KIND_UNIX;
+		size_t n = strlen(v);
+		if (n == 0)
+			return err_set(e, -EINVAL, "invalid address `%.300s`: empty path", s);
+		if (n > VSOCK_PATH_MAX)
+			return err_set(
+			    e, -EINVAL,
+			    "invalid address `%.40s...`: path too long (%zu bytes, max %d "
+			    "so that PATH.guest_<port> fits a unix socket address)",
+			    s, n, VSOCK_PATH_MAX);
+		memcpy(a->path, v, n + 1);
+		return 0;
+	}
+	if (sl == 3 && strncmp(s, "tcp", 3) == 0) {
+		a->kind = VSOCK_KIND_TCP;
+		return parse_tcp(s, v, a, e);
+	}
+	return err_set(e, -EINVAL,
+	               "invalid address `%.300s`: unknown scheme `%.*s` (want vsock, hvsock, "
+	               "hybrid, unix or tcp)",
+	               s, (int)(sl > 32 ? 32 : sl), s);
+}
+
+int vsock_addr_format(const struct vsock_addr *a, char *out, size_t n)
+{
+	char g[GUID_STR_LEN + 1];
+	switch (a->kind) {
+	case VSOCK_KIND_VSOCK:
+		return snprintf(out, n, "vsock:%u", a->cid);
+	case VSOCK_KIND_HVSOCK:
+		return snprintf(out, n, "hvsock:%s", guid_format(&a->vmid, g));
+	case VSOCK_KIND_HYBRID:
+	case VSOCK_KIND_UNIX:
+		return snprintf(out, n, "%s:%s", vsock_kind_name(a->kind), a->path);
+	case VSOCK_KIND_TCP: {
+		bool v6 = strchr(a->host, ':') != NULL;
+		bool def = a->tcp_base == VSOCK_TCP_BASE_DEFAULT;
+		if (def && !v6)
+			return snprintf(out, n, "tcp:%s", a->host);
+		if (def)
+			return snprintf(out, n, "tcp:[%s]", a->host);
+		return snprintf(out, n, v6 ? "tcp:[%s]:%u" : "tcp:%s:%u", a->host,
+		                (unsigned)a->tcp_base);
+	}
+	}
+	if (n > 0)
+		out[0] = '\0';
+	return -EINVAL;
+}
+
+int vsock_tcp_port(uint16_t base, uint32_t port, struct err *e)
+{
+	if (base < VSOCK_TCP_BASE_MIN)
+		return err_set(e, -ERANGE, "tcp base %u below %u", (unsigned)base,
+		               VSOCK_TCP_BASE_MIN);
+	if (port < VSOCK_WELLKNOWN_MAX)
+		return (int)(base - VSOCK_WELLKNOWN_MAX + port);
+	if (port >= VSOCK_DYNAMIC_PORT && port - VSOCK_DYNAMIC_PORT <= 65535u - base)
+		return (int)(base + (port - VSOCK_DYNAMIC_PORT));
+	return err_set(
+	    e, -ERANGE,
+	    "vsock port %u (0x%x) has no tcp mapping with base %u (mappable: 0..1023 and "
+	    "0x40000000..0x%x)",
+	    port, port, (unsigned)base, VSOCK_DYNAMIC_PORT + (65535u - base));
+}
+
+static int path_with(const char *path, const char *sep, uint32_t port, char *out, size_t n,
+                     struct err *e)
+{
+	int r = snprintf(out, n, "%s%s%u", path, sep, port);
+	size_t cap = n < sizeof(((struct sockaddr_un *)0)->sun_path)
+	                 ? n
+	                 : sizeof(((struct sockaddr_un *)0)->sun_path);
+	if (r < 0 || (size_t)r >= cap)
+		return err_set(e, -ENAMETOOLONG, "unix socket path `%.60s%s%u` too long", path, sep,
+		               port);
+	return 0;
+}
+
+int vsock_unix_path(const char *path, uint32_t port, char *out, size_t n, struct err *e)
+{
+	return path_with(path, "_", port, out, n, e);
+}
+
+int vsock_unix_guest_path(const char *path, uint32_t port, char *out, size_t n, struct err *e)
+{
+	return path_with(path, ".guest_", port, out, n, e);
+}
+
+/* ---- Hyper-V ---- */
+
+static const struct guid hv_template = {
+    0x00000000, 0xfacb, 0x11e6, {0xbd, 0x58, 0x64, 0x00, 0x6a, 0x79, 0x86, 0xd3}};
+
+void vsock_hv_service_id(uint32_t port, struct guid *out)
+{
+	*out = hv_template;
+	out->data1 = port;
+}
+
+int vsock_hv_port_from_service_id(const struct guid *g, uint32_t *port, struct err *e)
+{
+	struct guid t = *g;
+	t.data1 = 0;
+	if (!guid_equal(&t, &hv_template)) {
+		char s[GUID_STR_LEN + 1];
+		return err_set(e, -EINVAL,
+		               "service id %s is not a vsock port (want xxxxxxxx-facb-11e6-bd58-"
+		               "64006a7986d3)",
+		               guid_format(g, s));
+	}
+	*port = g->data1;
+	return 0;
+}
+
+void vsock_hv_sockaddr(const struct guid *vmid, uint32_t port, struct sockaddr_hv *out)
+{
+	struct guid svc;
+	memset(out, 0, sizeof(*out));
+	out->family = AF_HYPERV;
+	guid_to_bytes(vmid, out->vm_id);
+	vsock_hv_service_id(port, &svc);
+	guid_to_bytes(&svc, out->service_id);
+}
+
+/* ---- sockets ---- */
+
+int vsock_priv_socket(int family, struct err *e)
+{
+	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		if (family == AF_VSOCK && (errno == EAFNOSUPPORT || errno == EINVAL))
+			return err_sys(e, -EAFNOSUPPORT,
+			               "AF_VSOCK socket (is the vsock module loaded?)");
+		return err_sys(e, -errno, "socket");
+	}
+	return fd;
+}
+
+void vsock_priv_nodelay(int fd)
+{
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static int unix_sockaddr(const char *path, struct sockaddr_storage *ss, socklen_t *len,
+                         struct err *e)
+{
+	struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+	size_t n = strlen(path);
+	if (n == 0 || n >= sizeof(sun->sun_path))
+		return err_set(e, -ENAMETOOLONG, "unix socket path `%.60s` empty or too long",
+		               path);
+	memset(ss, 0, sizeof(*ss));
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, path, n + 1);
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+	return 0;
+}
+
+static int tcp_resolve(const char *host, int tport, bool passive, struct addrinfo **res,
+                       struct err *e)
+{
+	char ps[8];
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+	snprintf(ps, sizeof(ps), "%d", tport);
+	int r = getaddrinfo(host, ps, &hints, res);
+	if (r != 0)
+		return err_set(e, -ENXIO, "resolve tcp host `%.100s`: %s", host, gai_strerror(r));
+	return 0;
+}
+
+int vsock_priv_target(const struct vsock_addr *a, uint32_t port, bool to_guest,
+                      struct vsock_target *t, struct err *e)
+{
+	char as[VSOCK_ADDR_STR_MAX];
+	char p[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int r;
+	memset(t, 0, sizeof(*t));
+	vsock_addr_format(a, as, sizeof(as));
+	snprintf(t->desc, sizeof(t->desc), "%s port=%u", as, port);
+	switch (a->kind) {
+	case VSOCK_KIND_VSOCK: {
+		struct sockaddr_vm *vm = (struct sockaddr_vm *)&t->ss;
+		vm->svm_family = AF_VSOCK;
+		vm->svm_cid = a->cid;
+		vm->svm_port = port;
+		t->len = sizeof(*vm);
+		return 0;
+	}
+	case VSOCK_KIND_HVSOCK:
+		return err_set(e, -EAFNOSUPPORT, "dial %s: " HV_UNSUPPORTED_MSG, t->desc);
+	case VSOCK_KIND_HYBRID:
+		if (to_guest) {
+			t->handshake = true;
+			return unix_sockaddr(a->path, &t->ss, &t->len, e);
+		}
+		r = vsock_unix_path(a->path, port, p, sizeof(p), e);
+		return r < 0 ? r : unix_sockaddr(p, &t->ss, &t->len, e);
+	case VSOCK_KIND_UNIX:
+		r = to_guest ? vsock_unix_guest_path(a->path, port, p, sizeof(p), e)
+		             : vsock_unix_path(a->path, port, p, sizeof(p), e);
+		return r < 0 ? r : unix_sockaddr(p, &t->ss, &t->len, e);
+	case VSOCK_KIND_TCP: {
+		struct addrinfo *res = NULL;
+		int tport = vsock_tcp_port(a->tcp_base, port, e);
+		if (tport < 0)
+			return err_prefix(e, "dial %s", t->desc);
+		if ((r = tcp_resolve(a->host, tport, false, &res, e)) < 0)
+			return r;
+		memcpy(&t->ss, res->ai_addr, res->ai_addrlen);
+		t->len = res->ai_addrlen;
+		t->tcp = true;
+		freeaddrinfo(res);
+		return 0;
+	}
+	}
+	return err_set(e, -EINVAL, "dial: bad address kind %d", (int)a->kind);
+}
+
+int vsock_priv_connect(int fd, const struct vsock_target *t, struct err *e)
+{
+	for (;;) {
+		if (connect(fd, (const struct sockaddr *)&t->ss, t->len) == 0)
+			return 0;
+		switch (errno) {
+		case EINTR:
+			continue;
+		case EINPROGRESS:
+		case EALREADY:
+			return 1;
+		case EAGAIN:
+			return 2;
+		case ENOENT:
+			return err_set(e, -ENOENT,
+			               "connect %s: no such socket (not listening yet?)", t->desc);
+		case ECONNREFUSED:
+			return err_set(e, -ECONNREFUSED, "connect %s: connection refused", t->desc);
+		default:
+			return err_sys(e, -errno, "connect %s", t->desc);
+		}
+	}
+}
+
+int vsock_priv_connect_result(int fd, const struct vsock_target *t, struct err *e)
+{
+	int so = 0;
+	socklen_t sl = sizeof(so);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &sl) < 0)
+		return err_sys(e, -errno, "connect %s: getsockopt", t->desc);
+	if (so == ECONNREFUSED)
+		return err_set(e, -ECONNREFUSED, "connect %s: connection refused", t->desc);
+	if (so != 0)
+		return err_sys(e, -so, "connect %s", t->desc);
+	return 0;
+}
+
+static long long deadline_of(int timeout_ms)
+{
+	return timeout_ms < 0 ? -1 : mono_ns() + (long long)timeout_ms * 1000000LL;
+}
+
+/* Milliseconds left before deadline (-1: none), 0 when passed. */
+static int left_ms(long long deadline)
+{
+	if (deadline < 0)
+		return -1;
+	long long d = deadline - mono_ns();
+	return d <= 0 ? 0 : (int)((d + 999999) / 1000000);
+}
+
+/* Wait for ev on fd until deadline: 1 ready, 0 timed out, -errno. */
+static int wait_until(int fd, short ev, long long deadline)
+{
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = ev};
+		int ms = left_ms(deadline);
+		if (ms == 0)
+			return 0;
+		int r = poll(&pfd, 1, ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r > 0)
+			return 1;
+	}
+}
+
+/* Connect a fresh socket to t before deadline; returns the fd or -errno. */
+static int connect_deadline(const struct vsock_target *t, long long deadline, struct err *e)
+{
+	_cleanup_close_ int fd = vsock_priv_socket(t->ss.ss_family, e);
+	if (fd < 0)
+		return fd;
+	for (;;) {
+		int r = vsock_priv_connect(fd, t, e);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			break;
+		if (r == 2) { /* unix backlog full: retry shortly */
+			if (left_ms(deadline) == 0)
+				return err_set(e, -ETIMEDOUT,
+				               "connect %s: timed out (backlog full)", t->desc);
+			poll(NULL, 0, 5);
+			continue;
+		}
+		int w = wait_until(fd, POLLOUT, deadline);
+		if (w < 0)
+			return err_sys(e, w, "connect %s: poll", t->desc);
+		if (w == 0)
+			return err_set(e, -ETIMEDOUT, "connect %s: timed out", t->desc);
+		if ((r = vsock_priv_connect_result(fd, t, e)) < 0)
+			return r;
+		break;
+	}
+	if (t->tcp)
+		vsock_priv_nodelay(fd);
+	return steal_fd(&fd);
+}
+
+static int tcp_dial(const struct vsock_addr *a, uint32_t port, long long deadline, struct err *e)
+{
+	struct vsock_target t;
+	struct addrinfo *res = NULL;
+	int r = vsock_priv_target(a, port, false, &t, e);
+	if (r < 0)
+		return r;
+	int tport = vsock_tcp_port(a->tcp_base, port, e);
+	if ((r = tcp_resolve(a->host, tport, false, &res, e)) < 0)
+		return r;
+	r = -EHOSTUNREACH;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		memcpy(&t.ss, ai->ai_addr, ai->ai_addrlen);
+		t.len = ai->ai_addrlen;
+		if ((r = connect_deadline(&t, deadline, e)) >= 0 || r == -ETIMEDOUT)
+			break;
+	}
+	freeaddrinfo(res);
+	return r;
+}
+
+int vsock_dial(const struct vsock_addr *a, uint32_t port, int timeout_ms, struct err *e)
+{
+	struct vsock_target t;
+	long long deadline = deadline_of(timeout_ms);
+	if (a->kind == VSOCK_KIND_TCP)
+		return tcp_dial(a, port, deadline, e);
+	int r = vsock_priv_target(a, port, false, &t, e);
+	return r < 0 ? r : connect_deadline(&t, deadline, e);
+}
+
+static int hybrid_handshake(int fd, const struct vsock_target *t, uint32_t port, long long deadline,
+                            uint32_t *host_port, struct err *e)
+{
+	char line[VSOCK_HYBRID_LINE_MAX];
+	int n = snprintf(line, sizeof(line), "CONNECT %u\n", port);
+	/* One write: Firecracker reads the command with read_exact and drops partial ones. */
+	ssize_t w = fd_write(fd, line, (size_t)n, e);
+	if (w == IO_AGAIN || (w >= 0 && w != n))
+		return err_set(e, -EIO, "%s: short write of the CONNECT line", t->desc);
+	if (w < 0)
+		return err_prefix(e, "%s: send CONNECT", t->desc);
+	size_t have = 0;
+	for (;;) {
+		/* One byte at a time: whatever follows "\n" is the guest's payload. */
+		ssize_t r = fd_read(fd, line + have, 1, e);
+		if (r == IO_AGAIN) {
+			int wr = wait_until(fd, POLLIN, deadline);
+			if (wr < 0)
+				return err_sys(e, wr, "%s: poll", t->desc);
+			if (wr == 0)
+				return err_set(e, -ETIMEDOUT,
+				               "%s: no OK from the hybrid vsock muxer in time",
+				               t->desc);
+			continue;
+		}
+		if (r == IO_EOF)
+			return err_set(
+			    e, -ECONNREFUSED,
+			    "%s: guest refused the connection (closed without OK; is the guest "
+			    "listening on port %u?)",
+			    t->desc, port);
+		if (r < 0)
+			return err_prefix(e, "%s: read OK", t->desc);
+		have++;
+		size_t ll;
+		uint32_t hp;
+		int p = vsock_hybrid_parse_ok(line, have, &hp, &ll, e);
+		if (p < 0)
+			return err_prefix(e, "%s", t->desc);
+		if (p == 1) {
+			if (host_port)
+				*host_port = hp;
+			return 0;
+		}
+	}
+}
+
+int vsock_dial_guest(const struct vsock_addr *a, uint32_t port, int timeout_ms, uint32_t *host_port,
+                     struct err *e)
+{
+	struct vsock_target t;
+	long long deadline = deadline_of(timeout_ms);
+	if (host_port)
+		*host_port = 0;
+	if (a->kind == VSOCK_KIND_TCP)
+		return tcp_dial(a, port, deadline, e);
+	int r = vsock_priv_target(a, port, true, &t, e);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int fd = connect_deadline(&t, deadline, e);
+	if (fd < 0)
+		return fd;
+	if (t.handshake && (r = hybrid_handshake(fd, &t, port, deadline, host_port, e)) < 0)
+		return r;
+	return steal_fd(&fd);
+}
+
+int vsock_priv_listen_unix(const char *path, struct err *e)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct stat st;
+	int r = unix_sockaddr(path, &ss, &len, e);
+	if (r < 0)
+		return r;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return err_set(e, -EEXIST, "listen %.100s: exists and is not a socket",
+			               path);
+		if (unlink(path) < 0 && errno != ENOENT)
+			return err_sys(e, -errno, "listen %.100s: unlink stale socket", path);
+	}
+	_cleanup_close_ int fd = vsock_priv_socket(AF_UNIX, e);
+	if (fd < 0)
+		return fd;
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0)
+		return err_sys(e, -errno, "bind %.100s", path);
+	if (listen(fd, 128) < 0) {
+		r = err_sys(e, -errno, "listen %.100s", path);
+		unlink(path);
+		return r;
+	}
+	return steal_fd(&fd);
+}
+
+static int listen_tcp(const struct vsock_addr *a, uint32_t port, struct err *e)
+{
+	struct addrinfo *res = NULL;
+	int tport = vsock_tcp_port(a->tcp_base, port, e);
+	if (tport < 0)
+		return err_prefix(e, "listen tcp:%s", a->host);
+	int r = tcp_resolve(a->host, tport, true, &res, e);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int fd = vsock_priv_socket(res->ai_family, e);
+	if (fd < 0) {
+		freeaddrinfo(res);
+		return fd;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	vsock_priv_nodelay(fd);
+	r = bind(fd, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	if (r < 0 || listen(fd, 128) < 0)
+		return err_sys(e, -errno, "listen tcp %.100s:%d (vsock port %u)", a->host, tport,
+		               port);
+	return steal_fd(&fd);
+}
+
+static int listen_vsock(uint32_t port, struct err *e)
+{
+	struct sockaddr_vm vm = {
+	    .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
+	_cleanup_close_ int fd = vsock_priv_socket(AF_VSOCK, e);
+	if (fd < 0)
+		return fd;
+	if (bind(fd, (struct sockaddr *)&vm, sizeof(vm)) < 0 || listen(fd, 128) < 0)
+		return err_sys(e, -errno, "listen vsock port %u", port);
+	return steal_fd(&fd);
+}
+
+static int listen_any(const struct vsock_addr *a, uint32_t port, bool guest, struct err *e)
+{
+	char p[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int r;
+	switch (a->kind) {
+	case VSOCK_KIND_VSOCK:
+		return listen_vsock(port, e);
+	case VSOCK_KIND_HVSOCK:
+		return err_set(e, -EAFNOSUPPORT, "listen hvsock port %u: " HV_UNSUPPORTED_MSG,
+		               port);
+	case VSOCK_KIND_HYBRID:
+	case VSOCK_KIND_UNIX:
+		r = guest ? vsock_unix_guest_path(a->path, port, p, sizeof(p), e)
+		          : vsock_unix_path(a->path, port, p, sizeof(p), e);
+		return r < 0 ? r : vsock_priv_listen_unix(p, e);
+	case VSOCK_KIND_TCP:
+		return listen_tcp(a, port, e);
+	}
+	return err_set(e, -EINVAL, "listen: bad address kind %d", (int)a->kind);
+}
+
+int vsock_listen(const struct vsock_addr *a, uint32_t port, struct err *e)
+{
+	return listen_any(a, port, false, e);
+}
+
+int vsock_listen_guest(const struct vsock_addr *a, uint32_t port, struct err *e)
+{
+	return listen_any(a, port, true, e);
+}
+
+int vsock_accept(int lfd, struct err *e)
+{
+	struct sockaddr_storage ss;
+	for (;;) {
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
+				vsock_priv_nodelay(fd);
+			return fd;
+		}
+		switch (errno) {
+		case EINTR:
+			continue;
+		case EAGAIN:
+		case ECONNABORTED:
+		case EPROTO:
+			return IO_AGAIN;
+		default:
+			return err_sys(e, -errno, "accept fd=%d", lfd);
+		}
+	}
+}
+
+static void unlisten_any(const struct vsock_addr *a, uint32_t port, int lfd, bool guest)
+{
+	char p[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	if (lfd >= 0)
+		close(lfd);
+	if (a->kind != VSOCK_KIND_HYBRID && a->kind != VSOCK_KIND_UNIX)
+		return;
+	int r = guest ? vsock_unix_guest_path(a->path, port, p, sizeof(p), NULL)
+	              : vsock_unix_path(a->path, port, p, sizeof(p), NULL);
+	if (r == 0)
+		unlink(p);
+}
+
+void vsock_unlisten(const struct vsock_addr *a, uint32_t port, int lfd)
+{
+	unlisten_any(a, port, lfd, false);
+}
+
+void vsock_unlisten_guest(const struct vsock_addr *a, uint32_t port, int lfd)
+{
+	unlisten_any(a, port, lfd, true);
+}
