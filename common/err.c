@@ -7,7 +7,9 @@
 #include <string.h>
 
 /* Messages are bounded on purpose: truncation is the documented behaviour. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 void err_clear(struct err *e)
 {
