@@ -6,7 +6,7 @@
 #include "common/vsock.h"
 
 #include <errno.h>
-#include <netdb.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -302,16 +302,37 @@ static int unix_sockaddr(const char *path, struct sockaddr_storage *ss, socklen_
 	return 0;
 }
 
-static int tcp_resolve(const char *host, int tport, bool passive, struct addrinfo **res,
-                       struct err *e)
+/* tcp endpoints are IP literals (or "localhost"): ferry's tcp peers are QEMU's user-network
+ * gateway and loopback, and without a name service the static ferry-gcs does not pull in
+ * glibc's NSS (about 150 KiB; see docs/transports.md). */
+struct tcp_ep {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int family;
+};
+
+static int tcp_resolve(const char *host, int tport, struct tcp_ep *ep, struct err *e)
 {
-	char ps[8];
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
-	snprintf(ps, sizeof(ps), "%d", tport);
-	int r = getaddrinfo(host, ps, &hints, res);
-	if (r != 0)
-		return err_set(e, -ENXIO, "resolve tcp host `%.100s`: %s", host, gai_strerror(r));
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&ep->ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ep->ss;
+	memset(ep, 0, sizeof(*ep));
+	if (strcmp(host, "localhost") == 0)
+		host = "127.0.0.1";
+	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)tport);
+		ep->len = sizeof(*in4);
+	} else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)tport);
+		ep->len = sizeof(*in6);
+	} else {
+		return err_set(e, -ENXIO,
+		               "resolve tcp host `%.100s`: not an IP address (the tcp transport "
+		               "takes IPv4/IPv6 literals or localhost)",
+		               host);
+	}
+	ep->family = ep->ss.ss_family;
 	return 0;
 }
 
@@ -347,16 +368,15 @@ int vsock_priv_target(const struct vsock_addr *a, uint32_t port, bool to_guest,
 		             : vsock_unix_path(a->path, port, p, sizeof(p), e);
 		return r < 0 ? r : unix_sockaddr(p, &t->ss, &t->len, e);
 	case VSOCK_KIND_TCP: {
-		struct addrinfo *res = NULL;
+		struct tcp_ep ep;
 		int tport = vsock_tcp_port(a->tcp_base, port, e);
 		if (tport < 0)
 			return err_prefix(e, "dial %s", t->desc);
-		if ((r = tcp_resolve(a->host, tport, false, &res, e)) < 0)
+		if ((r = tcp_resolve(a->host, tport, &ep, e)) < 0)
 			return r;
-		memcpy(&t->ss, res->ai_addr, res->ai_addrlen);
-		t->len = res->ai_addrlen;
+		memcpy(&t->ss, &ep.ss, ep.len);
+		t->len = ep.len;
 		t->tcp = true;
-		freeaddrinfo(res);
 		return 0;
 	}
 	}
@@ -468,22 +488,10 @@ static int connect_deadline(const struct vsock_target *t, long long deadline, st
 static int tcp_dial(const struct vsock_addr *a, uint32_t port, long long deadline, struct err *e)
 {
 	struct vsock_target t;
-	struct addrinfo *res = NULL;
 	int r = vsock_priv_target(a, port, false, &t, e);
 	if (r < 0)
 		return r;
-	int tport = vsock_tcp_port(a->tcp_base, port, e);
-	if ((r = tcp_resolve(a->host, tport, false, &res, e)) < 0)
-		return r;
-	r = -EHOSTUNREACH;
-	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		memcpy(&t.ss, ai->ai_addr, ai->ai_addrlen);
-		t.len = ai->ai_addrlen;
-		if ((r = connect_deadline(&t, deadline, e)) >= 0 || r == -ETIMEDOUT)
-			break;
-	}
-	freeaddrinfo(res);
-	return r;
+	return connect_deadline(&t, deadline, e);
 }
 
 int vsock_dial(const struct vsock_addr *a, uint32_t port, int timeout_ms, struct err *e)
@@ -593,23 +601,20 @@ int vsock_priv_listen_unix(const char *path, struct err *e)
 
 static int listen_tcp(const struct vsock_addr *a, uint32_t port, struct err *e)
 {
-	struct addrinfo *res = NULL;
+	struct tcp_ep ep;
 	int tport = vsock_tcp_port(a->tcp_base, port, e);
 	if (tport < 0)
 		return err_prefix(e, "listen tcp:%s", a->host);
-	int r = tcp_resolve(a->host, tport, true, &res, e);
+	int r = tcp_resolve(a->host, tport, &ep, e);
 	if (r < 0)
 		return r;
-	_cleanup_close_ int fd = vsock_priv_socket(res->ai_family, e);
-	if (fd < 0) {
-		freeaddrinfo(res);
+	_cleanup_close_ int fd = vsock_priv_socket(ep.family, e);
+	if (fd < 0)
 		return fd;
-	}
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	vsock_priv_nodelay(fd);
-	r = bind(fd, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
+	r = bind(fd, (struct sockaddr *)&ep.ss, ep.len);
 	if (r < 0 || listen(fd, 128) < 0)
 		return err_sys(e, -errno, "listen tcp %.100s:%d (vsock port %u)", a->host, tport,
 		               port);

@@ -163,9 +163,9 @@ struct vsock_dialer;
 typedef void (*vsock_dial_cb)(struct vsock_dialer *d, int fd, const struct err *e, void *data);
 /* Start dialling port on a.  Returns the dialer (caller-owned) or NULL with e filled when the
  * address cannot be dialled at all (hvsock: -EAFNOSUPPORT, unmappable tcp port, tcp host
- * that does not resolve); every connection-time failure (-ENOENT, -ECONNREFUSED, -ETIMEDOUT,
- * -EPROTO) goes to cb.  timeout_ms <= 0 means no timeout.  tcp hosts are resolved here,
- * synchronously: use numeric hosts on the loop. */
+ * that is not an IP literal); every connection-time failure (-ENOENT, -ECONNREFUSED, -ETIMEDOUT,
+ * -EPROTO) goes to cb.  timeout_ms <= 0 means no timeout.  tcp hosts are IP literals
+ * (or localhost): nothing is looked up. */
 struct vsock_dialer *vsock_dialer_new(struct ev_loop *loop, const struct vsock_addr *a,
                                       uint32_t port, int timeout_ms, vsock_dial_cb cb, void *data,
                                       struct err *e);
