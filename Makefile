@@ -26,7 +26,7 @@ endif
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes -Wno-format-nonliteral
 CFLAGS ?= $(OPT) -g
-ALL_CFLAGS = -std=gnu11 $(WARN) -D_GNU_SOURCE -I. -I$(BUILD)/gen $(SANFLAGS) $(CFLAGS) -MMD -MP
+ALL_CFLAGS = -std=gnu11 $(WARN) -D_GNU_SOURCE -ffunction-sections -fdata-sections -I. -I$(BUILD)/gen $(SANFLAGS) $(CFLAGS) -MMD -MP
 LDLIBS = -lev -ljansson -lprotobuf-c -lutil -lm
 TEST_LDLIBS = -lcmocka
 
@@ -107,7 +107,7 @@ $(BUILD)/%.a:
 	$(Q)ar rcs $@ $^
 
 # ferry-gcs is linked statically: it goes into the guest's initramfs as a single file.
-GCS_STATIC ?= $(if $(SAN),,-static)
+GCS_STATIC ?= $(if $(SAN),,-static -Wl,--gc-sections)
 $(BUILD)/ferry-gcs: $(call obj,guest/main.c) $(LIBS)
 	@$(if $(V),,echo "  LD      $@")
 	$(Q)$(CC) $(SANFLAGS) $(GCS_STATIC) -o $@ $< $(LIBS) $(LDLIBS)

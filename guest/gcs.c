@@ -5,7 +5,10 @@
  * in handlers.c and settings.c. */
 #include "guest/gcs.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,11 +19,13 @@
 #include "bridge/conn.h"
 #include "bridge/msg.h"
 #include "bridge/proto.h"
+#include "bridge/resume.h"
 #include "common/fdio.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "guest/dial.h"
 #include "guest/gcs_priv.h"
+#include "guest/relay.h"
 #include "guest/runtime.h"
 
 /* Connect timeout of one bridge dial attempt (the Go transport retries ETIMEDOUT 10x100ms). */
@@ -65,14 +70,33 @@ bool gcs_route(uint32_t type, uint32_t pv, bool v4)
 
 /* ---- pending frames ---- */
 
+/* What to release once a WaitForProcess answer reached a live connection. */
+struct release_info {
+	bool release;
+	const char *id;
+	pid_t pid;
+};
+
+static void release_now(struct gcs *g, const struct release_info *ri)
+{
+	struct err e;
+	if (ri && ri->release && rt_release(g->rt, ri->id, ri->pid, &e) == 0)
+		log_debug("released exit code of pid=%d", (int)ri->pid);
+}
+
 static void pending_push(struct gcs_pending **head, struct gcs_pending **tail, uint32_t type,
-                         uint64_t id, char *json, size_t len)
+                         uint64_t id, char *json, size_t len, const struct release_info *ri)
 {
 	struct gcs_pending *p = xcalloc(1, sizeof(*p));
 	p->type = type;
 	p->id = id;
 	p->json = json;
 	p->len = len;
+	if (ri && ri->release) {
+		p->release = true;
+		p->rel_id = ri->id ? xstrdup(ri->id) : NULL;
+		p->rel_pid = ri->pid;
+	}
 	if (*tail)
 		(*tail)->next = p;
 	else
@@ -86,15 +110,16 @@ static void pending_free_all(struct gcs_pending **head, struct gcs_pending **tai
 		struct gcs_pending *p = *head;
 		*head = p->next;
 		free(p->json);
+		free(p->rel_id);
 		free(p);
 	}
 	*tail = NULL;
 }
 
-/* Send queued frames in order while the connection takes them. */
+/* Send queued frames in order while a negotiated connection takes them. */
 static void pending_flush(struct gcs *g, struct gcs_pending **head, struct gcs_pending **tail)
 {
-	while (*head && g->conn) {
+	while (*head && g->conn && g->pv != GCS_PV_INVALID) {
 		struct gcs_pending *p = *head;
 		struct err e;
 		int r = p->type ? bridge_conn_respond(g->conn, p->type, p->id, p->json, p->len, &e)
@@ -107,7 +132,12 @@ static void pending_flush(struct gcs *g, struct gcs_pending **head, struct gcs_p
 		*head = p->next;
 		if (!*head)
 			*tail = NULL;
+		if (r == 0) {
+			struct release_info ri = {p->release, p->rel_id, p->rel_pid};
+			release_now(g, &ri);
+		}
 		free(p->json);
+		free(p->rel_id);
 		free(p);
 	}
 }
@@ -119,6 +149,7 @@ static void req_free(struct gcs_req *r)
 	struct gcs *g = r->g;
 	if (r->cleanup)
 		r->cleanup(r);
+	free(r->rel_id);
 	if (r->prev)
 		r->prev->next = r->next;
 	else
@@ -135,15 +166,15 @@ static void req_free(struct gcs_req *r)
  * answer is queued (an exit code must not be lost) and anything else is dropped, as the Go
  * guest loses it. */
 static void send_response(struct gcs *g, uint64_t gen, uint32_t type, uint64_t id, char *json,
-                          size_t len)
+                          size_t len, const struct release_info *ri)
 {
 	struct err e;
 	bool stale = gen != g->conn_gen;
-	if (!g->conn || (stale && g->pv == GCS_PV_INVALID)) {
+	if (!g->conn || (stale && (g->pv == GCS_PV_INVALID || g->pend_head))) {
 		if ((type & ~BRIDGE_MT_MASK) == RPC_WAIT_FOR_PROCESS) {
 			log_info("queue wait response id=%llu until the next negotiated connection",
 			         (unsigned long long)id);
-			pending_push(&g->late_head, &g->late_tail, type, id, json, len);
+			pending_push(&g->pend_head, &g->pend_tail, type, id, json, len, ri);
 			return;
 		}
 		log_warn("drop response %s id=%llu: its connection is gone", bridge_type_name(type),
@@ -163,7 +194,15 @@ static void send_response(struct gcs *g, uint64_t gen, uint32_t type, uint64_t i
 	if (r < 0)
 		log_warn("response %s id=%llu: %s", bridge_type_name(type), (unsigned long long)id,
 		         e.msg);
+	else if (g->pv != GCS_PV_INVALID)
+		release_now(g, ri);
 	free(json);
+}
+
+static void req_send(struct gcs_req *r, char *json, size_t len)
+{
+	struct release_info ri = {r->release, r->rel_id, r->rel_pid};
+	send_response(r->g, r->conn_gen, r->type, r->id, json, len, &ri);
 }
 
 void gcs_req_respond(struct gcs_req *r, enum bridge_msg_kind k, void *msg)
@@ -177,7 +216,7 @@ void gcs_req_respond(struct gcs_req *r, enum bridge_msg_kind k, void *msg)
 		gcs_req_fail(r, HR_FAIL, "encode response: %s", e.msg);
 		return;
 	}
-	send_response(r->g, r->conn_gen, r->type, r->id, json, len);
+	req_send(r, json, len);
 	req_free(r);
 }
 
@@ -193,7 +232,7 @@ void gcs_req_fail(struct gcs_req *r, int32_t hr, const char *fmt, ...)
 	char *json;
 	size_t len;
 	bridge_msg_error_response(hr, msg, r->activity_id, &json, &len);
-	send_response(r->g, r->conn_gen, r->type, r->id, json, len);
+	req_send(r, json, len);
 	req_free(r);
 }
 
@@ -261,9 +300,10 @@ void gcs_notify_exit(struct gcs *g, const char *id, const char *type)
 		log_error("notification id=%s: %s", id, e.msg);
 		return;
 	}
-	log_info("container exit id=%s type=%s%s", id, type, g->conn ? "" : " (queued)");
-	pending_push(&g->notify_head, &g->notify_tail, 0, 0, json, len);
-	pending_flush(g, &g->notify_head, &g->notify_tail);
+	log_info("container exit id=%s type=%s%s", id, type,
+	         g->conn && g->pv != GCS_PV_INVALID ? "" : " (queued)");
+	pending_push(&g->pend_head, &g->pend_tail, 0, 0, json, len, NULL);
+	pending_flush(g, &g->pend_head, &g->pend_tail);
 }
 
 static void on_container_exit(struct rt *rt, const char *id, enum rt_exit_type type, void *ud)
@@ -285,6 +325,7 @@ static void handle_negotiate(struct gcs_req *r, const char *json, size_t len)
 		return;
 	}
 	uint32_t lo = q.minimum_version, hi = q.maximum_version;
+	bool resume = q.ferry.stdio_resume >= RESUME_VERSION;
 	bridge_negotiate_req_fini(&q);
 	if (hi < GCS_PV_V4 || lo > GCS_PV_V4) {
 		gcs_req_fail(r, HR_VMCOMPUTE_UNSUPPORTED_PROTOCOL,
@@ -293,12 +334,20 @@ static void handle_negotiate(struct gcs_req *r, const char *json, size_t len)
 	}
 	struct bridge_negotiate_resp resp = {.version = GCS_PV_V4};
 	bridge_gcs_caps_init_linux(&resp.caps);
-	/* No ferry capability is offered yet: none of them is implemented end to end. */
-	g->pv = GCS_PV_V4;
-	log_info("negotiated protocol version=4 conn=%llu", (unsigned long long)g->conn_gen);
+	/* Answered only when offered, so a plain hcsshim host sees the Linux GCS's bytes. */
+	resp.caps.guest_defined.ferry_stdio_resume = resume;
+	g->resume = resume;
+	log_info("negotiated protocol version=4 conn=%llu stdio_resume=%d",
+	         (unsigned long long)g->conn_gen, resume);
+	/* The response goes first (pv is still invalid: it is not a queued frame), then what
+	 * waited for a negotiated connection, in order (docs/stdio-resume.md §1). */
 	gcs_req_respond(r, BMSG_NEGOTIATE_RESP, &resp);
 	bridge_gcs_caps_fini(&resp.caps);
-	pending_flush(g, &g->late_head, &g->late_tail);
+	if (!g->conn)
+		return;
+	g->pv = GCS_PV_V4;
+	pending_flush(g, &g->pend_head, &g->pend_tail);
+	relay_hub_open(g->hub, resume ? RELAY_MODE_RESUME : RELAY_MODE_PLAIN);
 }
 
 static void dump_add(char *buf, size_t *n, const char *fmt, ...)
@@ -330,11 +379,18 @@ static void handle_dump_stacks(struct gcs_req *r)
 		dump_add(buf, &n, "  request %s id=%llu%s\n", bridge_type_name(q->type),
 		         (unsigned long long)q->id, q->wait ? " (waiting for exit)" : "");
 	unsigned nn = 0, nl = 0;
-	for (struct gcs_pending *p = g->notify_head; p; p = p->next)
-		nn++;
-	for (struct gcs_pending *p = g->late_head; p; p = p->next)
-		nl++;
-	dump_add(buf, &n, "queued notifications=%u queued responses=%u\n", nn, nl);
+	for (struct gcs_pending *p = g->pend_head; p; p = p->next) {
+		if (p->type)
+			nl++;
+		else
+			nn++;
+	}
+	struct relay_hub_stats hs;
+	relay_hub_stats(g->hub, &hs);
+	dump_add(buf, &n,
+	         "queued notifications=%u queued responses=%u stdio_resume=%d wakes=%llu "
+	         "stdio_streams=%u attached=%u\n",
+	         nn, nl, g->resume, (unsigned long long)g->wakes, hs.streams, hs.attached);
 	for (struct gcs_container *c = g->containers; c; c = c->next) {
 		pid_t pid = 0;
 		rt_container_pid(g->rt, c->id, &pid, NULL);
@@ -456,6 +512,8 @@ static void finish(struct gcs *g)
 	g->finished = true;
 	g->stopping = true;
 	ev_timer_stop(g->loop, &g->redial);
+	ev_io_stop(g->loop, &g->wake_io);
+	relay_hub_close(g->hub);
 	gcs_dial_free(g->dial);
 	g->dial = NULL;
 	bridge_conn_free(g->conn);
@@ -472,6 +530,8 @@ static void on_close(struct bridge_conn *c, const struct err *why, void *ud)
 	bridge_conn_free(c);
 	g->conn = NULL;
 	g->pv = GCS_PV_INVALID;
+	g->resume = false;
+	relay_hub_close(g->hub);
 	if (g->opt.once || g->stopping) {
 		finish(g);
 		return;
@@ -511,8 +571,8 @@ static void on_dialled(struct gcs_dial *d, int fd, const struct err *e, void *ud
 	g->pv = GCS_PV_INVALID;
 	g->dial_failures = 0;
 	log_info("bridge connection %llu established", (unsigned long long)g->conn_gen);
-	/* As the Go guest: queued notifications go out at once, before negotiation. */
-	pending_flush(g, &g->notify_head, &g->notify_tail);
+	/* Queued frames wait for the NegotiateProtocol response (unlike the Go guest, which
+	 * drains before negotiation; hcsshim-lm.md §10). */
 }
 
 static void on_redial(struct ev_loop *loop, ev_timer *w, int revents)
@@ -546,6 +606,81 @@ void gcs_shutdown_uvm(struct gcs *g)
 	finish(g);
 }
 
+/* ---- wake ---- */
+
+/* Any connection on the wake port: the host changed (a TCP connection through QEMU user
+ * networking is not reset until we send, qemu-harness.md §4).  Drop every connection and
+ * dial again at once. */
+static void on_wake(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct gcs *g = w->data;
+	struct err e;
+	bool woken = false;
+	for (int i = 0; i < 64; i++) {
+		int fd = vsock_accept(g->wake_fd, &e);
+		if (fd < 0)
+			break;
+		close(fd);
+		woken = true;
+	}
+	if (!woken || g->stopping)
+		return;
+	g->wakes++;
+	log_info("wake: re-dialling the bridge and every stdio stream");
+	if (g->conn) {
+		bridge_conn_free(g->conn);
+		g->conn = NULL;
+		g->pv = GCS_PV_INVALID;
+		g->resume = false;
+	}
+	relay_hub_close(g->hub);
+	relay_hub_cut(g->hub);
+	if (!g->dial) {
+		ev_timer_stop(g->loop, &g->redial);
+		g->backoff_ms = 0;
+		schedule_dial(g);
+	}
+}
+
+static int tcp_wake_listen(const struct vsock_addr *a, struct err *e)
+{
+	int port = vsock_tcp_port(a->tcp_base, GCS_WAKE_PORT, e);
+	if (port < 0)
+		return port;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return err_sys(e, -errno, "wake: socket");
+	int one = 1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+	                          .sin_port = htons((uint16_t)port),
+	                          .sin_addr.s_addr = htonl(INADDR_ANY)};
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fd, 16) < 0) {
+		int rc = err_sys(e, -errno, "wake: listen on tcp port %d", port);
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+static void wake_listen(struct gcs *g)
+{
+	struct err e;
+	if (g->wake_fd >= 0)
+		return;
+	int fd = g->addr.kind == VSOCK_KIND_TCP ? tcp_wake_listen(&g->addr, &e)
+	                                        : vsock_listen_guest(&g->addr, GCS_WAKE_PORT, &e);
+	if (fd < 0) {
+		log_warn("no wake port (idle loss detection relies on the transport): %s", e.msg);
+		return;
+	}
+	g->wake_fd = fd;
+	ev_io_set(&g->wake_io, fd, EV_READ);
+	ev_io_start(g->loop, &g->wake_io);
+}
+
 /* ---- public API ---- */
 
 struct gcs *gcs_new(struct ev_loop *loop, const struct gcs_options *opt, struct err *e)
@@ -567,6 +702,10 @@ struct gcs *gcs_new(struct ev_loop *loop, const struct gcs_options *opt, struct 
 	g->started_ns = mono_ns();
 	ev_timer_init(&g->redial, on_redial, 0.0, 0.0);
 	g->redial.data = g;
+	g->hub = relay_hub_new(loop, &addr);
+	g->wake_fd = -1;
+	ev_io_init(&g->wake_io, on_wake, -1, EV_READ);
+	g->wake_io.data = g;
 
 	_cleanup_free_ char *rt_root = xasprintf("%s/runtime", g->opt.state_dir);
 	_cleanup_free_ char *rt_state = xasprintf("%s/gcsrunc", g->opt.state_dir);
@@ -576,6 +715,8 @@ struct gcs *gcs_new(struct ev_loop *loop, const struct gcs_options *opt, struct 
 	    .state_dir = rt_state,
 	    .on_container_exit = on_container_exit,
 	    .ud = g,
+	    .retain_exits = true,
+	    .hub = g->hub,
 	};
 	g->rt = rt_new(loop, &rc, e);
 	if (!g->rt) {
@@ -597,12 +738,20 @@ void gcs_free(struct gcs *g)
 	/* First the runtime (no callback runs after this), then the requests it referenced. */
 	rt_free(g->rt);
 	g->rt = NULL;
+	relay_hub_free(g->hub);
+	g->hub = NULL;
+	ev_io_stop(g->loop, &g->wake_io);
+	if (g->wake_fd >= 0) {
+		if (g->addr.kind == VSOCK_KIND_HYBRID || g->addr.kind == VSOCK_KIND_UNIX)
+			vsock_unlisten_guest(&g->addr, GCS_WAKE_PORT, g->wake_fd);
+		else
+			close(g->wake_fd);
+	}
 	while (g->reqs) {
 		g->reqs->wait = NULL;
 		req_free(g->reqs);
 	}
-	pending_free_all(&g->notify_head, &g->notify_tail);
-	pending_free_all(&g->late_head, &g->late_tail);
+	pending_free_all(&g->pend_head, &g->pend_tail);
 	while (g->containers)
 		gcs_container_remove(g, g->containers->id);
 	free((char *)g->opt.transport);
@@ -615,6 +764,7 @@ void gcs_free(struct gcs *g)
 int gcs_start(struct gcs *g, struct err *e)
 {
 	(void)e;
+	wake_listen(g);
 	g->backoff_ms = 0;
 	schedule_dial(g);
 	return 0;

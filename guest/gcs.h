@@ -23,6 +23,12 @@ struct ev_loop;
  * from 1 ms, capped here. */
 #define GCS_REDIAL_MAX_MS 100
 
+/* The wake port (docs/stdio-resume.md §4): any connection to it makes the agent close every
+ * bridge and stdio connection and re-dial at once.  vsock: listened on VMADDR_CID_ANY;
+ * hybrid:/unix: the guest-side listener "PATH.guest_<port>"; tcp: 0.0.0.0 on the port's
+ * tcp mapping, if the tcp port rule gives it one. */
+#define GCS_WAKE_PORT 0x3FFFFFFFu
+
 struct gcs_options {
 	const char *transport;    /* bridge address: "vsock:CID", "hybrid:PATH", "tcp:HOST" */
 	const char *runtime_path; /* OCI runtime binary (crun) */

@@ -22,6 +22,7 @@
 struct rt;
 struct rt_wait;
 struct gcs_dial;
+struct relay_hub;
 
 /* A container the host created (for notifications and DumpStacks). */
 struct gcs_container {
@@ -42,14 +43,23 @@ struct gcs_req {
 	void (*cleanup)(struct gcs_req *r); /* frees the state below; may be NULL */
 	void *state;
 	struct rt_wait *wait; /* WaitForProcess in progress */
+	/* WaitForProcess: the process to release (rt_release) once the exit code was written
+	 * to a live, negotiated connection */
+	bool release;
+	char *rel_id; /* NULL: a UVM process */
+	pid_t rel_pid;
 };
 
-/* A frame waiting for a connection (notification or late WaitForProcess response). */
+/* A frame waiting for a negotiated connection (notification or late WaitForProcess
+ * response), in one FIFO. */
 struct gcs_pending {
 	uint32_t type; /* 0 = notification */
 	uint64_t id;
 	char *json;
 	size_t len;
+	bool release; /* release rel_id/rel_pid once sent (see gcs_req) */
+	char *rel_id;
+	pid_t rel_pid;
 	struct gcs_pending *next;
 };
 
@@ -73,8 +83,12 @@ struct gcs {
 
 	struct gcs_req *reqs;
 	unsigned n_reqs;
-	struct gcs_pending *notify_head, *notify_tail; /* FIFO, sent on connect */
-	struct gcs_pending *late_head, *late_tail;     /* sent after negotiation */
+	struct gcs_pending *pend_head, *pend_tail; /* FIFO, sent after negotiation */
+	bool resume;           /* FerryStdioResume negotiated on the current connection */
+	struct relay_hub *hub; /* stdio re-dial (guest/relay.h) */
+	int wake_fd;           /* wake listener (GCS_WAKE_PORT), or -1 */
+	ev_io wake_io;
+	uint64_t wakes;
 	struct gcs_container *containers;
 	uint64_t requests_served;
 	long long started_ns;

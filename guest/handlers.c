@@ -224,7 +224,10 @@ static void exec_done(struct rt *rt, const char *id, int status, const struct er
 /* Hand the dialled connections to the runtime (it owns them from here, in every case). */
 static struct rt_stdio take_conns(struct exec_state *s)
 {
-	struct rt_stdio c = {s->fds[0], s->fds[1], s->fds[2]};
+	struct rt_stdio c = {.in = s->fds[0],
+	                     .out = s->fds[1],
+	                     .err = s->fds[2],
+	                     .ports = {s->ports[0], s->ports[1], s->ports[2]}};
 	s->fds[0] = s->fds[1] = s->fds[2] = -1;
 	return c;
 }
@@ -369,6 +372,8 @@ static void wait_done(struct rt *rt, int32_t hresult, uint32_t exit_code, void *
 		gcs_req_fail(r, hresult, "HRESULT: 0x%08x", (uint32_t)hresult);
 		return;
 	}
+	/* the process is released (forgotten) once this answer reached a live connection */
+	r->release = true;
 	struct bridge_wait_resp resp = {.exit_code = exit_code};
 	gcs_req_respond(r, BMSG_WAIT_RESP, &resp);
 }
@@ -379,6 +384,8 @@ void gcs_handle_wait(struct gcs_req *r, const char *json, size_t len)
 	if (!decode(r, BMSG_WAIT_REQ, json, len, &q))
 		return;
 	const char *id = gcs_is_null_id(q.base.container_id) ? NULL : q.base.container_id;
+	r->rel_id = id ? xstrdup(id) : NULL;
+	r->rel_pid = (pid_t)q.process_id;
 	/* The handle stays valid until wait_done runs (or rt_free). */
 	r->wait = rt_wait(r->g->rt, id, (pid_t)q.process_id, q.timeout_in_ms, wait_done, r);
 	bridge_wait_req_fini(&q);

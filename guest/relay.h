@@ -100,6 +100,8 @@ bool relay_stream_finished(const struct relay_stream *s);
  * them again after a re-dial; stdin EOF ends the stream as before.
  * Unlinked streams behave as described above (relay_stream_on_conn_lost). */
 
+#define RELAY_REDIAL_MAX_MS 100 /* re-dial back-off cap */
+
 enum relay_mode { RELAY_MODE_PLAIN = 0, RELAY_MODE_RESUME = 1 };
 
 struct relay_hub;

@@ -140,7 +140,7 @@ static void proc_deliver(struct rt_proc *p)
 	local.next->prev = &local;
 	local.prev->next = &local;
 	dl_init(&p->waiters);
-	if (!is_init)
+	if (!is_init && !rt->retain)
 		rt_proc_forget(p);
 	while (!dl_empty(&local)) {
 		struct rt_wait *w = dl_entry(local.next, struct rt_wait, link);

@@ -292,6 +292,7 @@ static void finish_exec(struct rt *rt, struct rt_op *op, int status, struct err 
 		p->relay = relay_new_pipes(rt->loop, op->pipes[0], op->pipes[1], op->pipes[2],
 		                           op->conns.in, op->conns.out, op->conns.err,
 		                           rt_proc_relay_done, p, &re);
+	rt_relay_link(rt, p->relay, &op->conns);
 	/* the relay owns (or closed) them now */
 	op->conns = RT_STDIO_NONE;
 	op->pipes[0] = op->pipes[1] = op->pipes[2] = -1;

@@ -181,6 +181,8 @@ struct rt *rt_new(struct ev_loop *loop, const struct rt_config *cfg, struct err 
 	rt->pivot = cfg->use_pivot_root;
 	rt->on_exit = cfg->on_container_exit;
 	rt->ud = cfg->ud;
+	rt->retain = cfg->retain_exits;
+	rt->hub = cfg->hub;
 	dl_init(&rt->containers);
 	dl_init(&rt->external);
 	dl_init(&rt->ops);
@@ -332,6 +334,7 @@ int rt_container_start(struct rt *rt, const char *id, struct rt_stdio conns, rt_
 		                    rt_proc_relay_done, init, &re);
 	if (!init->relay)
 		log_warn("runtime: start id=%s: stdio relay: %s", id, re.msg);
+	rt_relay_link(rt, init->relay, &conns);
 	if (init->exited && init->relay)
 		relay_close_input(init->relay);
 
@@ -422,19 +425,12 @@ int rt_exec(struct rt *rt, const char *id, json_t *process, struct rt_stdio conn
 	return 0;
 }
 
-static int clear_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
-		return -errno;
-	return 0;
-}
-
 int rt_exec_external(struct rt *rt, char *const argv[], char *const env[], const char *cwd,
                      bool emulate_console, struct rt_stdio conns, pid_t *pid, struct err *e)
 {
 	struct spawn_opts so = {.argv = argv, .env = env, .cwd = cwd};
 	int master = -1, slave = -1;
+	int pipes[3] = {-1, -1, -1};
 
 	if (!argv || !argv[0]) {
 		rt_close_stdio(&conns);
@@ -449,32 +445,53 @@ int rt_exec_external(struct rt *rt, char *const argv[], char *const env[], const
 		so.fds[0] = so.fds[1] = so.fds[2] = slave;
 		so.setsid_ctty = true;
 	} else {
-		/* the child gets the connections themselves: make them blocking for it */
-		so.fds[0] = conns.in;
-		so.fds[1] = conns.out;
-		so.fds[2] = conns.err;
-		for (int i = 0; i < 3; i++)
-			if (so.fds[i] >= 0)
-				clear_nonblock(so.fds[i]);
+		/* pipes, relayed: the connections must stay in the agent to be re-dialled */
+		int want[3] = {conns.in, conns.out, conns.err};
+		so.fds[0] = so.fds[1] = so.fds[2] = -1;
+		for (int i = 0; i < 3; i++) {
+			if (want[i] < 0)
+				continue;
+			int p[2];
+			if (pipe2(p, O_CLOEXEC) < 0) {
+				int rc = err_sys(e, rt_internal(-errno), "external process: pipe");
+				for (int k = 0; k < 3; k++) {
+					rt_close_fd(&pipes[k]);
+					if (so.fds[k] >= 0)
+						close(so.fds[k]);
+				}
+				rt_close_stdio(&conns);
+				return rc;
+			}
+			so.fds[i] = i == 0 ? p[0] : p[1];
+			pipes[i] = i == 0 ? p[1] : p[0];
+		}
 	}
 	pid_t child = spawn_process(&so, e);
 	rt_close_fd(&slave);
+	if (!emulate_console)
+		for (int i = 0; i < 3; i++)
+			if (so.fds[i] >= 0)
+				close(so.fds[i]);
 	if (child < 0) {
 		rt_close_fd(&master);
+		for (int i = 0; i < 3; i++)
+			rt_close_fd(&pipes[i]);
 		rt_close_stdio(&conns);
 		rt_internal_err(e, (int)child);
 		return err_prefix(e, "external process %s", argv[0]);
 	}
 	struct rt_proc *p = rt_proc_new(rt, NULL, child);
+	struct err re;
 	if (emulate_console) {
-		struct err re;
 		p->relay = relay_new_pty(rt->loop, master, conns.in, conns.out, conns.err,
 		                         rt_proc_relay_done, p, &re);
-		if (!p->relay)
-			log_warn("runtime: external pid=%d: stdio relay: %s", (int)child, re.msg);
 	} else {
-		rt_close_stdio(&conns);
+		p->relay = relay_new_pipes(rt->loop, pipes[0], pipes[1], pipes[2], conns.in,
+		                           conns.out, conns.err, rt_proc_relay_done, p, &re);
 	}
+	if (!p->relay)
+		log_warn("runtime: external pid=%d: stdio relay: %s", (int)child, re.msg);
+	rt_relay_link(rt, p->relay, &conns);
 	dl_add_tail(&rt->external, &p->link);
 	*pid = child;
 	return 0;
@@ -543,6 +560,11 @@ int rt_shutdown(struct rt *rt, const char *id, bool graceful, rt_done_cb done, v
 	/* set before the signal can arrive: the init's exit may be reaped before crun's */
 	enum rt_exit_type old = c->exit_type;
 	c->exit_type = graceful ? RT_EXIT_GRACEFUL : RT_EXIT_FORCED;
+	/* as the Go GCS: a container being shut down stops re-dialling its stdio */
+	if (c->init)
+		relay_stop_redial(c->init->relay);
+	for (struct dlink *l = c->procs.next; l != &c->procs; l = l->next)
+		relay_stop_redial(dl_entry(l, struct rt_proc, link)->relay);
 	int rc = rt_op_spawn(rt, op, &a, NULL, e);
 	if (rc < 0) {
 		c->exit_type = old;
@@ -657,4 +679,31 @@ struct relay_stream *rt_process_stream(struct rt *rt, const char *id, pid_t pid,
 	if (!p || !p->relay || which < 0 || which > 2)
 		return NULL;
 	return relay_get_stream(p->relay, (enum relay_which)which);
+}
+
+void rt_relay_link(struct rt *rt, struct relay *r, const struct rt_stdio *conns)
+{
+	if (rt->hub && r)
+		relay_link(r, rt->hub, conns->ports);
+}
+
+int rt_release(struct rt *rt, const char *id, pid_t pid, struct err *e)
+{
+	struct dlink *list;
+	if (rt_id_is_null(id)) {
+		list = &rt->external;
+	} else {
+		struct rt_container *c = rt_find_container(rt, id);
+		if (!c)
+			return err_set(e, -ENOENT, "container %s not found", id);
+		list = &c->procs;
+	}
+	for (struct dlink *l = list->next; l != list; l = l->next) {
+		struct rt_proc *p = dl_entry(l, struct rt_proc, link);
+		if (p->pid == pid && p->exited && (!p->relay || p->relay_done)) {
+			rt_proc_forget(p);
+			return 0;
+		}
+	}
+	return err_set(e, -ESRCH, "no exited process %d to release", (int)pid);
 }

@@ -63,7 +63,12 @@ struct rt_config {
 	bool use_pivot_root;      /* false (default, as the Linux GCS): pass --no-pivot, needed when
 				the agent's root is an initramfs */
 	rt_container_exit_cb on_container_exit; /* may be NULL */
-	void *ud;                               /* passed to on_container_exit */
+	bool retain_exits;     /* exec'd and UVM processes stay (answering waits with their exit
+				    code) until rt_release, instead of being forgotten by the
+				    first wait that obtains the code */
+	struct relay_hub *hub; /* borrowed, may be NULL: stdio streams with a port are linked to
+				    it (re-dialled after a loss, guest/relay.h) */
+	void *ud;              /* passed to on_container_exit */
 };
 
 /* Host connections for one process's stdio: fds (sockets, usually vsock/unix streams) or -1
@@ -73,8 +78,10 @@ struct rt_stdio {
 	int in;
 	int out;
 	int err;
+	uint32_t ports[3]; /* vsock ports the connections were dialled on (0: unknown); with a
+			      hub, the streams re-dial them after a loss */
 };
-#define RT_STDIO_NONE ((struct rt_stdio){-1, -1, -1})
+#define RT_STDIO_NONE ((struct rt_stdio){.in = -1, .out = -1, .err = -1})
 
 /* Completion of an asynchronous operation.  status is 0 or a negative errno (the codes above;
  * e is then filled with a message that includes the runtime's own error text).  pid is the
@@ -127,8 +134,8 @@ int rt_exec(struct rt *rt, const char *id, json_t *process, struct rt_stdio conn
 
 /* Run a process directly in the UVM (null container id / CreateInUtilityVM): fork + exec of
  * argv[0] (PATH lookup) with `env` (NULL -> inherit; both borrowed) in `cwd` (NULL -> ours).
- * Non-console: the connections become the child's fds 0/1/2 directly (missing ones
- * /dev/null) and the agent keeps no copy.  emulate_console: a pty from posix_openpt, the child
+ * Non-console: pipes, relayed to the connections (so that they can be re-dialled; missing
+ * ones /dev/null).  emulate_console: a pty from posix_openpt, the child
  * runs setsid with the pty as controlling tty, stdin->pty and pty->stdout are relayed (a
  * requested stderr connection is unused and closed at the end).  Synchronous; *pid set on
  * success.  A failed exec is an error here (never one of the three fixed codes: HR_FAIL). */
@@ -189,6 +196,12 @@ int rt_container_pid(struct rt *rt, const char *id, pid_t *pid, struct err *e);
  * (relay_stream_set_conn) and byte counting; NULL when there is none.  Borrowed: valid until
  * the process is forgotten or its container deleted. */
 struct relay_stream *rt_process_stream(struct rt *rt, const char *id, pid_t pid, int which);
+
+/* The host has received the exit code of process `pid` (id NULL or the null GUID: a UVM
+ * process): forget an exited exec'd or UVM process kept by retain_exits.  -ENOENT unknown
+ * container, -ESRCH no such exited process (the init is never released: it lives until
+ * rt_delete). */
+int rt_release(struct rt *rt, const char *id, pid_t pid, struct err *e);
 
 /* HRESULT for a status returned by the functions above (0 -> HR_OK). */
 int32_t rt_err_hresult(int status);

@@ -126,6 +126,8 @@ struct rt {
 	bool pivot;
 	rt_container_exit_cb on_exit;
 	void *ud;
+	bool retain;
+	struct relay_hub *hub;
 	struct dlink containers;
 	struct dlink external;
 	struct dlink ops;
@@ -179,6 +181,8 @@ bool rt_unclaimed_claim(struct rt *rt, pid_t pid, uint64_t since, int *status);
 void rt_wait_free(struct rt *rt, struct rt_wait *w);
 void rt_proc_free(struct rt_proc *p);
 void rt_proc_forget(struct rt_proc *p);
+/* Link a new relay's streams to the hub (if any) with the ports of `conns`. */
+void rt_relay_link(struct rt *rt, struct relay *r, const struct rt_stdio *conns);
 void rt_proc_exited(struct rt_proc *p, int status);
 void rt_proc_relay_done(struct relay *r, void *ud);
 struct rt_proc *rt_proc_new(struct rt *rt, struct rt_container *c, pid_t pid);
