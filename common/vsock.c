@@ -201,11 +201,13 @@ int vsock_tcp_port(uint16_t base, uint32_t port, struct err *e)
 		return (int)(base - VSOCK_WELLKNOWN_MAX + port);
 	if (port >= VSOCK_DYNAMIC_PORT && port - VSOCK_DYNAMIC_PORT <= 65535u - base)
 		return (int)(base + (port - VSOCK_DYNAMIC_PORT));
-	return err_set(
-	    e, -ERANGE,
-	    "vsock port %u (0x%x) has no tcp mapping with base %u (mappable: 0..1023 and "
-	    "0x40000000..0x%x)",
-	    port, port, (unsigned)base, VSOCK_DYNAMIC_PORT + (65535u - base));
+	/* the one port just below the dynamic range: ferry-gcs's wake port */
+	if (port == VSOCK_DYNAMIC_PORT - 1)
+		return (int)(base - VSOCK_WELLKNOWN_MAX - 1);
+	return err_set(e, -ERANGE,
+	               "vsock port %u (0x%x) has no tcp mapping with base %u (mappable: 0..1023, "
+	               "0x3fffffff and 0x40000000..0x%x)",
+	               port, port, (unsigned)base, VSOCK_DYNAMIC_PORT + (65535u - base));
 }
 
 static int path_with(const char *path, const char *sep, uint32_t port, char *out, size_t n,

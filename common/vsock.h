@@ -46,7 +46,7 @@ enum vsock_kind {
 #define VSOCK_HOST_MAX 255
 /* Default tcp: BASE and the rule's constants (see vsock_tcp_port). */
 #define VSOCK_TCP_BASE_DEFAULT 40000u
-#define VSOCK_TCP_BASE_MIN     1025u
+#define VSOCK_TCP_BASE_MIN     1026u
 #define VSOCK_DYNAMIC_PORT     0x40000000u /* first "dynamic" vsock port (the GCS bridge) */
 #define VSOCK_WELLKNOWN_MAX    1024u       /* ports below this are "well-known" */
 /* vsock CIDs */
@@ -82,6 +82,7 @@ const char *vsock_kind_name(enum vsock_kind k);
 /* The tcp: port rule.  With BASE (default 40000):
  *   P <  1024                 -> BASE - 1024 + P       (well-known: 1 entropy, 109 log, 564 plan9)
  *   P >= 0x40000000           -> BASE + (P - 0x40000000), if that is <= 65535
+ *   P == 0x3fffffff           -> BASE - 1025            (ferry-gcs's wake port)
  *   anything else             -> -ERANGE ("vsock port N has no tcp mapping ...")
  * Returns the TCP port (1..65535) or -ERANGE with a message. */
 int vsock_tcp_port(uint16_t base, uint32_t port, struct err *e);

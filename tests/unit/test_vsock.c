@@ -105,6 +105,7 @@ static void test_parse_errors(void **state)
 	parse_fails("tcp:h:", "bad base");
 	parse_fails("tcp:h:abc", "bad base");
 	parse_fails("tcp:h:1024", "bad base");
+	parse_fails("tcp:h:1025", "bad base");
 	parse_fails("tcp:h:65536", "bad base");
 	parse_fails("tcp:h:-5", "bad base");
 	char s[8 + VSOCK_PATH_MAX + 2];
@@ -158,18 +159,22 @@ static void test_tcp_rule(void **state)
 	assert_int_equal(vsock_tcp_port(40000, 564, &e), 39540);
 	assert_int_equal(vsock_tcp_port(40000, 0, &e), 38976);
 	assert_int_equal(vsock_tcp_port(40000, 1023, &e), 39999);
-	assert_int_equal(vsock_tcp_port(1025, 0, &e), 1);
+	assert_int_equal(vsock_tcp_port(1026, 0, &e), 2);
+	assert_int_equal(vsock_tcp_port(40000, 0x3fffffffu, &e), 38975);
+	assert_int_equal(vsock_tcp_port(1026, 0x3fffffffu, &e), 1);
+	assert_int_equal(vsock_tcp_port(1025, 0, &e), -ERANGE);
 	assert_int_equal(vsock_tcp_port(2048, 0x40000000u + 10, &e), 2058);
 	/* rejects */
 	assert_int_equal(vsock_tcp_port(40000, 0x40000000u + 25536, &e), -ERANGE);
 	assert_non_null(strstr(e.msg, "has no tcp mapping"));
 	assert_int_equal(vsock_tcp_port(40000, 1024, &e), -ERANGE);
 	assert_non_null(strstr(e.msg, "vsock port 1024"));
-	assert_int_equal(vsock_tcp_port(40000, 0x3fffffffu, &e), -ERANGE);
+	assert_int_equal(vsock_tcp_port(40000, 0x3ffffffeu, &e), -ERANGE);
 	assert_int_equal(vsock_tcp_port(40000, UINT32_MAX, &e), -ERANGE);
 	assert_int_equal(vsock_tcp_port(65535, 0x40000001u, &e), -ERANGE);
 	assert_int_equal(vsock_tcp_port(1024, 5, &e), -ERANGE);
 	/* the mapping is injective over its domain */
+	assert_true(vsock_tcp_port(40000, 0x3fffffffu, &e) < vsock_tcp_port(40000, 0, &e));
 	assert_true(vsock_tcp_port(40000, 1023, &e) < vsock_tcp_port(40000, 0x40000000u, &e));
 	/* listen/dial refuse an unmappable port before touching the network */
 	struct vsock_addr a;
