@@ -1,0 +1,141 @@
+/* Host side of the GCS bridge: the asynchronous client ferry-shim and ferryctl use to drive a
+ * guest agent (ferry-gcs or hcsshim's Linux GCS).  It listens on the bridge port before the
+ * guest starts, accepts exactly one connection, negotiates protocol version 4, and then offers
+ * the container RPCs (create, start, shutdown, delete, process list, modify settings) and the
+ * container-exit notification.  Processes (exec, stdio, wait, signal) live in host/process.h
+ * and use this client.  Everything runs on one libev loop; no call blocks.
+ * Wire facts: shared/spec/gcs-bridge.md §1.3, §2.3-2.4, §3.3, §4, §5.2, §7.4-7.6. */
+#ifndef FERRY_HOST_GCS_CLIENT_H
+#define FERRY_HOST_GCS_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ev.h>
+#include <jansson.h>
+
+#include "common/err.h"
+
+struct gcs_client;
+struct vsock_addr; /* common/vsock.h */
+
+/* Outcome of one RPC, handed to completion callbacks (valid only during the callback).
+ * status 0: success.  status -EREMOTEIO: the guest answered with a failure HRESULT (`hresult`,
+ * err.msg holds the guest's ErrorMessage).  Any other negative errno: local or transport
+ * failure (bridge closed: -ECONNRESET, timeout: -ETIMEDOUT, bad response: -EBADMSG), with
+ * hresult 0.  Shutdown treats 0xC037010E (system not found) as success, like the Go host. */
+struct gcs_result {
+	int status;
+	int32_t hresult;
+	struct err err;
+};
+
+typedef void (*gcs_done_fn)(struct gcs_client *c, const struct gcs_result *r, void *ud);
+
+/* Capabilities from the NegotiateProtocol response (§3.3). */
+struct gcs_caps {
+	uint32_t version;              /* always 4 once negotiated */
+	char runtime_os_type[32];      /* as sent ("Linux"); checked case-insensitively */
+	bool send_host_create_message; /* cold start: host creates/starts the null container */
+	bool send_host_start_message;
+	bool hv_socket_config_on_startup;
+	uint32_t schema_major,
+	    schema_minor; /* highest SupportedSchemaVersions entry, 0.0 if none */
+	bool namespace_add_request_supported;
+	bool signal_process_supported;
+	bool dump_stacks_supported;
+	bool delete_container_state_supported;
+	json_t *raw; /* the whole Capabilities object (owned by the client; borrow it) */
+};
+
+struct gcs_client_ops {
+	/* Negotiation finished (status 0, caps available) or the connection could not be set up
+	 * (accept timeout, bad negotiate response...).  Called once. */
+	void (*on_ready)(struct gcs_client *c, int status, const struct err *e, void *ud);
+	/* A container registered by gcs_client_create_container exited (the guest's
+	 * notification; `type` is "GracefulExit", "ForcedExit", "UnexpectedExit"...).  The
+	 * registration is removed before the call.  May be NULL. */
+	void (*on_container_exit)(struct gcs_client *c, const char *container_id, const char *type,
+	                          void *ud);
+	/* The bridge died (protocol error, transport failure, guest gone).  Pending calls have
+	 * already completed with an error.  Called at most once; may call gcs_client_free. */
+	void (*on_close)(struct gcs_client *c, const struct err *why, void *ud);
+};
+
+struct gcs_client_config {
+	const char *addr;      /* transport address, e.g. "hybrid:/run/x/v.sock", "vsock:3" */
+	int accept_timeout_ms; /* 0: 120000 (GCSConnectionTimeout) */
+	int rpc_timeout_ms;    /* 0: 300000 (bridge.Timeout); WaitForProcess never times out */
+	bool cold_start;       /* true: honour SendHostCreateMessage (false after migration) */
+};
+
+/* Parse cfg->addr, listen on the bridge port 0x40000000 and arm the accept on `loop`.  Call
+ * this BEFORE starting the guest.  The connection is accepted once (the listener is then
+ * closed), negotiated (Min=Max=4; Version must be 4, RuntimeOsType "linux" case-insensitively,
+ * GuestDefinedCapabilities present), the null container created/started if the guest asks,
+ * and ops->on_ready reports the outcome.  `ops` is copied; `ud` is passed to every callback.
+ * Returns NULL with `e` filled on a bad address or listen failure. */
+struct gcs_client *gcs_client_new(struct ev_loop *loop, const struct gcs_client_config *cfg,
+                                  const struct gcs_client_ops *ops, void *ud, struct err *e);
+
+/* Stop everything: close the bridge and listeners, free processes still attached (without
+ * calling their callbacks) and drop pending calls silently.  NULL-safe.  Safe from inside any
+ * callback of this client (the free is deferred until the callback returns). */
+void gcs_client_free(struct gcs_client *c);
+
+struct ev_loop *gcs_client_loop(const struct gcs_client *c);
+/* The parsed transport address (for process stdio listeners); points into the client. */
+const struct vsock_addr *gcs_client_addr(const struct gcs_client *c);
+/* NULL until negotiated (and when setting up the connection failed); stays valid after a
+ * close. */
+const struct gcs_caps *gcs_client_caps(const struct gcs_client *c);
+bool gcs_client_is_ready(const struct gcs_client *c);
+
+/* Low-level escape hatch: send `rpc` (bridge/proto.h enum bridge_rpc) with `body` (borrowed;
+ * ContainerId/ActivityId are added when absent) and get the decoded response object (NULL on
+ * failure; borrowed, valid during the callback).  Used by process.c and the benchmarks.
+ * `timeout_ms`: 0 = the client default, -1 = none.  *id_out (may be NULL) gets the bridge id. */
+typedef void (*gcs_raw_fn)(struct gcs_client *c, const struct gcs_result *r, json_t *resp,
+                           void *ud);
+int gcs_client_call(struct gcs_client *c, uint32_t rpc, const char *container_id, json_t *body,
+                    int timeout_ms, gcs_raw_fn done, void *ud, uint64_t *id_out, struct err *e);
+/* Forget a pending call (its callback will not run; a late response is dropped quietly). */
+void gcs_client_cancel(struct gcs_client *c, uint64_t id);
+
+/* The wait table (§4.5): containers whose exit notification this host expects.  A
+ * notification for an id not registered kills the bridge, as in the Go host.
+ * gcs_client_create_container registers automatically; a migration destination registers
+ * the containers it adopts.  register: -EEXIST if present, -EINVAL for a bad id. */
+int gcs_client_register_container(struct gcs_client *c, const char *id, struct err *e);
+bool gcs_client_unregister_container(struct gcs_client *c, const char *id);
+bool gcs_client_container_registered(struct gcs_client *c, const char *id);
+
+/* Migration bookkeeping (§2.3, §1.3): both counters can only be raised; setting a lower value
+ * fails with -EINVAL. */
+uint32_t gcs_client_next_stdio_port(const struct gcs_client *c);
+int gcs_client_set_next_stdio_port(struct gcs_client *c, uint32_t port, struct err *e);
+/* Allocate the next stdio port (used by process.c). */
+uint32_t gcs_client_alloc_stdio_port(struct gcs_client *c);
+uint64_t gcs_client_next_bridge_id(const struct gcs_client *c);
+int gcs_client_set_next_bridge_id(struct gcs_client *c, uint64_t id, struct err *e);
+
+/* Short name of a known HRESULT ("timeout", "not found", ...) or "hresult". */
+const char *gcs_hresult_name(int32_t hr);
+
+/* Case-insensitive member lookup (Go's encoding/json matches names that way); borrowed
+ * reference or NULL. */
+json_t *gcs_json_get(const json_t *obj, const char *key);
+
+/* Objects attached to a client (host/process.c) so gcs_client_free can release them. */
+struct gcs_client_link {
+	struct gcs_client_link *prev, *next;
+	void (*on_client_free)(struct gcs_client_link *l); /* must unlink and free its owner */
+};
+void gcs_client_link_add(struct gcs_client *c, struct gcs_client_link *l);
+void gcs_client_link_remove(struct gcs_client *c, struct gcs_client_link *l);
+
+/* The container RPCs (create, start, shutdown, delete, modify, process list). */
+#include "host/gcs_container.h"
+
+#endif
