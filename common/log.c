@@ -42,16 +42,16 @@ void log_write(enum log_level lvl, const char *fmt, ...)
 	static const char *const tags[] = {"error", "warn", "info", "debug"};
 	FILE *f = out ? out : stderr;
 	struct timespec ts;
-	struct tm tm;
-	char when[32];
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	/* UTC time of day by arithmetic: gmtime/strftime drag time-zone and locale code (and
+	 * scanf) into the static guest agent */
+	long day = (long)(ts.tv_sec % 86400);
 	char line[2048];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fprintf(f, "%s.%03ld %s %s: %s\n", when, ts.tv_nsec / 1000000, ident, tags[lvl], line);
+	fprintf(f, "%02ld:%02ld:%02ld.%03ld %s %s: %s\n", day / 3600, day / 60 % 60, day % 60,
+	        ts.tv_nsec / 1000000, ident, tags[lvl], line);
 	fflush(f);
 }

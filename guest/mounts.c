@@ -48,10 +48,15 @@ static int scsi_host_number(const char *sysfs, uint8_t controller, unsigned *hos
 	int r = err_set(e, -ENOENT, "scsi controller %u: no host entry under %s", controller, dir);
 	struct dirent *de;
 	while ((de = readdir(d))) {
-		unsigned n;
-		char tail;
-		if (sscanf(de->d_name, "host%u%c", &n, &tail) == 1) {
-			*host = n;
+		/* exactly "host<decimal>" */
+		const char *num = de->d_name + 4;
+		char *end;
+		if (strncmp(de->d_name, "host", 4) != 0 || *num < '0' || *num > '9')
+			continue;
+		errno = 0;
+		unsigned long n = strtoul(num, &end, 10);
+		if (*end == '\0' && errno == 0 && n <= UINT32_MAX) {
+			*host = (unsigned)n;
 			r = 0;
 			break;
 		}

@@ -618,8 +618,12 @@ int rt_ps(struct rt *rt, const char *id, pid_t *pids, size_t max, struct err *e)
 	if (!f)
 		return err_sys(e, rt_internal(-errno), "open %s", procs);
 	size_t n = 0;
-	long v;
-	while (fscanf(f, "%ld", &v) == 1) {
+	char num[32];
+	while (fgets(num, sizeof(num), f)) {
+		char *end;
+		long v = strtol(num, &end, 10);
+		if (end == num)
+			break;
 		if (n < max)
 			pids[n] = (pid_t)v;
 		n++;

@@ -342,9 +342,15 @@ static long long mem_total(struct err *e)
 		return err_sys(e, -errno, "open /proc/meminfo");
 	char line[128];
 	long long kb = -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemTotal: %lld kB", &kb) == 1)
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "MemTotal:", 9) == 0) {
+			char *end;
+			kb = strtoll(line + 9, &end, 10);
+			if (end == line + 9 || strncmp(end, " kB", 3) != 0)
+				kb = -1;
 			break;
+		}
+	}
 	fclose(f);
 	if (kb < 0)
 		return err_set(e, -ENODATA, "/proc/meminfo: no MemTotal");
