@@ -532,6 +532,8 @@ static int feed_prefix(struct resume_conn *c, const uint8_t *p, size_t n, size_t
 	size_t take = need - c->staged;
 	if (take > n)
 		take = n;
+	/* p is non-NULL here: resume_conn_feed returns early when n == 0 */
+	// cppcheck-suppress ctunullpointer
 	memcpy(c->stage + c->staged, p, take);
 	c->staged += take;
 	int r;

@@ -214,9 +214,11 @@ bool resume_receiver_take_ack(struct resume_receiver *r, uint64_t *off);
 void resume_receiver_hello(const struct resume_receiver *r, uint32_t port, uint16_t flags,
                            struct resume_hello *h);
 /* Guest side of the input stream: apply the host's READY.  The data continues from
- * READY.offset: OK with offset == delivered returns 0; anything else (GAP, or a different
- * offset) sets delivered = acked = READY.offset, counts skipped bytes in gap_bytes and
- * returns -ERANGE with a message to log. */
+ * READY.offset: OK with offset == delivered returns 0.  Anything else (GAP, or another
+ * offset) returns -ERANGE with a message to log: an offset above delivered makes delivered
+ * jump there (the skipped bytes are counted in gap_bytes); one below leaves delivered as is
+ * and the re-sent bytes must be dropped with resume_receiver_overlap.  delivered never moves
+ * backwards; acked = delivered afterwards. */
 int resume_receiver_on_ready(struct resume_receiver *r, const struct resume_ready *rd,
                              struct err *e);
 /* Host side of an output stream: the READY answering the guest's HELLO (h->offset = the
