@@ -21,25 +21,16 @@ int fd_set_flags(int fd, bool nonblock, struct err *e)
 	return 0;
 }
 
-ssize_t fd_read(int fd, void *p, size_t n, struct err *e)
+/* One read (wr false) or write, EINTR retried: > 0 bytes, IO_EOF (reads), IO_AGAIN, or -errno.
+ * Writes go through send(MSG_NOSIGNAL) so a closed socket gives EPIPE, not SIGPIPE; files and
+ * pipes (ENOTSOCK) fall back to write(2). */
+static ssize_t fd_io(int fd, void *p, size_t n, bool wr, struct err *e)
 {
 	for (;;) {
-		ssize_t r = read(fd, p, n);
-		if (r >= 0)
-			return r;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return IO_AGAIN;
-		return err_sys(e, -errno, "read fd=%d", fd);
-	}
-}
-
-ssize_t fd_write(int fd, const void *p, size_t n, struct err *e)
-{
-	for (;;) {
-		ssize_t r = send(fd, p, n, MSG_NOSIGNAL);
-		if (r < 0 && errno == ENOTSOCK)
+		ssize_t r;
+		if (!wr)
+			r = read(fd, p, n);
+		else if ((r = send(fd, p, n, MSG_NOSIGNAL)) < 0 && errno == ENOTSOCK)
 			r = write(fd, p, n);
 		if (r >= 0)
 			return r;
@@ -47,8 +38,18 @@ ssize_t fd_write(int fd, const void *p, size_t n, struct err *e)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return IO_AGAIN;
-		return err_sys(e, -errno, "write fd=%d", fd);
+		return err_sys(e, -errno, "%s fd=%d", wr ? "write" : "read", fd);
 	}
+}
+
+ssize_t fd_read(int fd, void *p, size_t n, struct err *e)
+{
+	return fd_io(fd, p, n, false, e);
+}
+
+ssize_t fd_write(int fd, const void *p, size_t n, struct err *e)
+{
+	return fd_io(fd, (void *)p, n, true, e); /* not written to when wr */
 }
 
 static int wait_fd(int fd, short ev)
@@ -61,16 +62,18 @@ static int wait_fd(int fd, short ev)
 	return r < 0 ? -errno : 0;
 }
 
-int fd_write_all(int fd, const void *p, size_t n, struct err *e)
+/* Move exactly n bytes, polling while the fd would block. */
+static int fd_io_all(int fd, char *c, size_t n, bool wr, struct err *e)
 {
-	const char *c = p;
 	while (n > 0) {
-		ssize_t r = fd_write(fd, c, n, e);
+		ssize_t r = fd_io(fd, c, n, wr, e);
 		if (r == IO_AGAIN) {
-			if (wait_fd(fd, POLLOUT) < 0)
+			if (wait_fd(fd, wr ? POLLOUT : POLLIN) < 0)
 				return err_sys(e, -errno, "poll fd=%d", fd);
 			continue;
 		}
+		if (r == IO_EOF && !wr)
+			return err_set(e, -EPIPE, "read fd=%d: unexpected end of file", fd);
 		if (r < 0)
 			return (int)r;
 		c += r;
@@ -79,24 +82,14 @@ int fd_write_all(int fd, const void *p, size_t n, struct err *e)
 	return 0;
 }
 
+int fd_write_all(int fd, const void *p, size_t n, struct err *e)
+{
+	return fd_io_all(fd, (char *)p, n, true, e); /* not written to when wr */
+}
+
 int fd_read_all(int fd, void *p, size_t n, struct err *e)
 {
-	char *c = p;
-	while (n > 0) {
-		ssize_t r = fd_read(fd, c, n, e);
-		if (r == IO_AGAIN) {
-			if (wait_fd(fd, POLLIN) < 0)
-				return err_sys(e, -errno, "poll fd=%d", fd);
-			continue;
-		}
-		if (r == IO_EOF)
-			return err_set(e, -EPIPE, "read fd=%d: unexpected end of file", fd);
-		if (r < 0)
-			return (int)r;
-		c += r;
-		n -= (size_t)r;
-	}
-	return 0;
+	return fd_io_all(fd, p, n, false, e);
 }
 
 long long mono_ns(void)

@@ -14,7 +14,8 @@
  *   tcp:HOST[:BASE]   TCP; port P maps to a TCP port by vsock_tcp_port() (BASE default 40000)
  *
  * The GCS rule holds on every transport: the host listens (vsock_listen) and the guest dials
- * (vsock_dial).  vsock_dial_guest / struct vsock_dialer are the other direction.
+ * (vsock_dial, or vsock_dialer_new_host on a loop).  vsock_dial_guest / vsock_dialer_new are
+ * the other direction.
  *
  * Every fd returned is CLOEXEC and NONBLOCK, usable with ev_io.  Errors: negative errno with
  * the caller-owned struct err filled; nothing here logs or exits.  The functions keep no global
@@ -154,7 +155,8 @@ int vsock_dial(const struct vsock_addr *a, uint32_t port, int timeout_ms, struct
 int vsock_dial_guest(const struct vsock_addr *a, uint32_t port, int timeout_ms, uint32_t *host_port,
                      struct err *e);
 
-/* ---- libev host->guest dialer (same semantics as vsock_dial_guest, never blocks) ---- */
+/* ---- libev dialer: host->guest (same semantics as vsock_dial_guest) or guest->host (as
+ * vsock_dial); never blocks ---- */
 
 struct vsock_dialer;
 /* Completion: fd >= 0 on success (ownership passes to the callback), else fd is the negative
@@ -170,6 +172,14 @@ typedef void (*vsock_dial_cb)(struct vsock_dialer *d, int fd, const struct err *
 struct vsock_dialer *vsock_dialer_new(struct ev_loop *loop, const struct vsock_addr *a,
                                       uint32_t port, int timeout_ms, vsock_dial_cb cb, void *data,
                                       struct err *e);
+/* The guest->host direction on the loop (what ferry-gcs dials: the bridge, stdio, 9p): the
+ * port rules of vsock_dial (hybrid:/unix: connect "PATH_P", no handshake; tcp: HOST:mapped;
+ * vsock: CID:port) with the dialer, callback and error contract of vsock_dialer_new
+ * (-ENOENT / -ECONNREFUSED: nobody listens yet; -ETIMEDOUT; a full unix backlog is retried
+ * every 5 ms until the timeout). */
+struct vsock_dialer *vsock_dialer_new_host(struct ev_loop *loop, const struct vsock_addr *a,
+                                           uint32_t port, int timeout_ms, vsock_dial_cb cb,
+                                           void *data, struct err *e);
 /* Stop and release; closes the half-open fd of a pending dial (cb is then never called).
  * NULL-safe; may be called from cb. */
 void vsock_dialer_free(struct vsock_dialer *d);

@@ -1,6 +1,8 @@
-/* The libev host->guest dialer: the non-blocking state machine behind struct vsock_dialer.
- * connect (in progress) -> [hybrid: write "CONNECT <port>\n" once, read the reply one byte at
- * a time up to "\n" and check it] -> completion callback with the fd.  A timer bounds the whole
+/* The libev dialer: the non-blocking state machine behind struct vsock_dialer, for both
+ * directions (host->guest: vsock_dialer_new; guest->host, what ferry-gcs dials:
+ * vsock_dialer_new_host; they differ only in the target vsock_priv_target builds).
+ * connect (in progress) -> [hybrid host->guest: write "CONNECT <port>\n" once, read the reply
+ * one byte at a time up to "\n" and check it] -> completion callback with the fd.  A timer bounds the whole
  * dial; outcomes known at once (ENOENT, ECONNREFUSED from a unix connect) are delivered from a
  * zero-delay timer so the callback never runs inside vsock_dialer_new. */
 #include "common/vsock.h"
@@ -188,12 +190,12 @@ static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	    &e);
 }
 
-struct vsock_dialer *vsock_dialer_new(struct ev_loop *loop, const struct vsock_addr *a,
-                                      uint32_t port, int timeout_ms, vsock_dial_cb cb, void *data,
-                                      struct err *e)
+static struct vsock_dialer *dialer_start(struct ev_loop *loop, const struct vsock_addr *a,
+                                         uint32_t port, bool to_guest, int timeout_ms,
+                                         vsock_dial_cb cb, void *data, struct err *e)
 {
 	struct vsock_target t;
-	if (vsock_priv_target(a, port, true, &t, e) < 0)
+	if (vsock_priv_target(a, port, to_guest, &t, e) < 0)
 		return NULL;
 	int fd = vsock_priv_socket(t.ss.ss_family, e);
 	if (fd < 0)
@@ -216,6 +218,20 @@ struct vsock_dialer *vsock_dialer_new(struct ev_loop *loop, const struct vsock_a
 		ev_timer_start(loop, &d->timeout);
 	try_connect(d);
 	return d;
+}
+
+struct vsock_dialer *vsock_dialer_new(struct ev_loop *loop, const struct vsock_addr *a,
+                                      uint32_t port, int timeout_ms, vsock_dial_cb cb, void *data,
+                                      struct err *e)
+{
+	return dialer_start(loop, a, port, true, timeout_ms, cb, data, e);
+}
+
+struct vsock_dialer *vsock_dialer_new_host(struct ev_loop *loop, const struct vsock_addr *a,
+                                           uint32_t port, int timeout_ms, vsock_dial_cb cb,
+                                           void *data, struct err *e)
+{
+	return dialer_start(loop, a, port, false, timeout_ms, cb, data, e);
 }
 
 void vsock_dialer_free(struct vsock_dialer *d)

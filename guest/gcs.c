@@ -22,10 +22,11 @@
 #include "bridge/resume.h"
 #include "common/fdio.h"
 #include "common/log.h"
+#include "common/vsock.h"
 #include "common/xalloc.h"
-#include "guest/dial.h"
 #include "guest/gcs_priv.h"
 #include "guest/relay.h"
+#include "guest/relay_hub.h"
 #include "guest/runtime.h"
 
 /* Connect timeout of one bridge dial attempt (the Go transport retries ETIMEDOUT 10x100ms). */
@@ -514,7 +515,7 @@ static void finish(struct gcs *g)
 	ev_timer_stop(g->loop, &g->redial);
 	ev_io_stop(g->loop, &g->wake_io);
 	relay_hub_close(g->hub);
-	gcs_dial_free(g->dial);
+	vsock_dialer_free(g->dial);
 	g->dial = NULL;
 	bridge_conn_free(g->conn);
 	g->conn = NULL;
@@ -540,7 +541,7 @@ static void on_close(struct bridge_conn *c, const struct err *why, void *ud)
 	schedule_dial(g);
 }
 
-static void on_dialled(struct gcs_dial *d, int fd, const struct err *e, void *ud)
+static void on_dialled(struct vsock_dialer *d, int fd, const struct err *e, void *ud)
 {
 	struct gcs *g = ud;
 	if (fd < 0) {
@@ -549,7 +550,7 @@ static void on_dialled(struct gcs_dial *d, int fd, const struct err *e, void *ud
 		else
 			log_debug("dial bridge: %s", e->msg);
 	}
-	gcs_dial_free(d); /* e points into d */
+	vsock_dialer_free(d); /* e is only valid until then */
 	g->dial = NULL;
 	if (fd < 0) {
 		g->backoff_ms = g->backoff_ms ? g->backoff_ms * 2 : 1;
@@ -581,8 +582,8 @@ static void on_redial(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	struct gcs *g = w->data;
 	struct err e;
-	g->dial = gcs_dial_new(g->loop, &g->addr, GCS_BRIDGE_PORT, BRIDGE_DIAL_TIMEOUT_MS,
-	                       on_dialled, g, &e);
+	g->dial = vsock_dialer_new_host(g->loop, &g->addr, GCS_BRIDGE_PORT, BRIDGE_DIAL_TIMEOUT_MS,
+	                                on_dialled, g, &e);
 	if (!g->dial) {
 		log_error("dial bridge: %s", e.msg);
 		g->backoff_ms = GCS_REDIAL_MAX_MS;
@@ -732,7 +733,7 @@ void gcs_free(struct gcs *g)
 	if (!g)
 		return;
 	ev_timer_stop(g->loop, &g->redial);
-	gcs_dial_free(g->dial);
+	vsock_dialer_free(g->dial);
 	bridge_conn_free(g->conn);
 	g->conn = NULL;
 	/* First the runtime (no callback runs after this), then the requests it referenced. */

@@ -21,7 +21,6 @@
 
 struct rt;
 struct rt_wait;
-struct gcs_dial;
 struct relay_hub;
 
 /* A container the host created (for notifications and DumpStacks). */
@@ -72,7 +71,7 @@ struct gcs {
 	struct bridge_conn *conn;
 	uint32_t pv;       /* negotiated version of the current connection */
 	uint64_t conn_gen; /* connections made so far */
-	struct gcs_dial *dial;
+	struct vsock_dialer *dial;
 	ev_timer redial;
 	int backoff_ms;
 	unsigned dial_failures;
@@ -85,7 +84,7 @@ struct gcs {
 	unsigned n_reqs;
 	struct gcs_pending *pend_head, *pend_tail; /* FIFO, sent after negotiation */
 	bool resume;           /* FerryStdioResume negotiated on the current connection */
-	struct relay_hub *hub; /* stdio re-dial (guest/relay.h) */
+	struct relay_hub *hub; /* stdio re-dial (guest/relay_hub.h) */
 	int wake_fd;           /* wake listener (GCS_WAKE_PORT), or -1 */
 	ev_io wake_io;
 	uint64_t wakes;

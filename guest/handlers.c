@@ -14,8 +14,8 @@
 #include "bridge/msg.h"
 #include "bridge/proto.h"
 #include "common/log.h"
+#include "common/vsock.h"
 #include "common/xalloc.h"
-#include "guest/dial.h"
 #include "guest/gcs_priv.h"
 #include "guest/runtime.h"
 
@@ -193,13 +193,13 @@ struct exec_state {
 	uint32_t ports[3];
 	int fds[3];
 	int next; /* next stdio slot to dial */
-	struct gcs_dial *dial;
+	struct vsock_dialer *dial;
 };
 
 static void exec_cleanup(struct gcs_req *r)
 {
 	struct exec_state *s = r->state;
-	gcs_dial_free(s->dial);
+	vsock_dialer_free(s->dial);
 	for (int i = 0; i < 3; i++)
 		if (s->fds[i] >= 0)
 			close(s->fds[i]);
@@ -286,17 +286,17 @@ static void exec_launch(struct gcs_req *r)
 
 static void exec_dial_next(struct gcs_req *r);
 
-static void on_stdio_dialled(struct gcs_dial *d, int fd, const struct err *e, void *ud)
+static void on_stdio_dialled(struct vsock_dialer *d, int fd, const struct err *e, void *ud)
 {
 	struct gcs_req *r = ud;
 	struct exec_state *s = r->state;
 	if (fd < 0) {
-		/* e lives in the dial: report before freeing it (the cleanup frees it). */
+		/* e is only valid during the callback: report now (the cleanup frees the dial). */
 		gcs_req_fail(r, HR_FAIL, "ExecuteProcess: stdio port %u: %s", s->ports[s->next],
 		             e->msg);
 		return;
 	}
-	gcs_dial_free(d);
+	vsock_dialer_free(d);
 	s->dial = NULL;
 	s->fds[s->next++] = fd;
 	exec_dial_next(r);
@@ -312,8 +312,8 @@ static void exec_dial_next(struct gcs_req *r)
 		return;
 	}
 	struct err e;
-	s->dial = gcs_dial_new(r->g->loop, &r->g->addr, s->ports[s->next], STDIO_DIAL_TIMEOUT_MS,
-	                       on_stdio_dialled, r, &e);
+	s->dial = vsock_dialer_new_host(r->g->loop, &r->g->addr, s->ports[s->next],
+	                                STDIO_DIAL_TIMEOUT_MS, on_stdio_dialled, r, &e);
 	if (!s->dial)
 		gcs_req_fail(r, HR_FAIL, "ExecuteProcess: stdio port %u: %s", s->ports[s->next],
 		             e.msg);

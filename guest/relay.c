@@ -7,9 +7,10 @@
  * a tail (plain mode).  Output streams finish with the GCS clean close (flush,
  * shutdown(SHUT_WR), wait for the host's EOF, and in resume mode its final ACK); the relay
  * reports "done" once every output stream finished, which is what lets the runtime report a
- * process's exit only after the host saw all of its output.  Linked streams (relay.h) re-dial
- * their port through a hub.  Callbacks may free the relay: a busy counter defers the
- * destruction until the outermost callback frame unwinds. */
+ * process's exit only after the host saw all of its output.  Linked streams re-dial their port
+ * and speak the resume handshake through relay_hub.c; this file only calls into it when a
+ * connection is lost, READY or an ACK arrives, or an ACK is due.  Callbacks may free the
+ * relay: a busy counter defers the destruction until the outermost callback frame unwinds. */
 #include "guest/relay.h"
 
 #include <errno.h>
@@ -21,99 +22,15 @@
 #include "common/buf.h"
 #include "common/fdio.h"
 #include "common/log.h"
+#include "common/vsock.h"
 #include "common/xalloc.h"
-#include "guest/dial.h"
+#include "guest/relay_priv.h"
 
-#define RELAY_CHUNK           16384
-#define RELAY_DIAL_TIMEOUT_MS 1000
-
-enum conn_state {
-	C_NONE,  /* no connection (paused, waiting for the hub, or backing off) */
-	C_DIAL,  /* linked: dialling */
-	C_HELLO, /* linked, resume: HELLO sent, waiting for READY */
-	C_UP,    /* data flows */
-};
-
-struct relay_stream {
-	struct relay *r;
-	enum relay_which which;
-	bool output;      /* process -> connection */
-	bool discard;     /* output without a connection (pty): read and drop */
-	bool proc_shared; /* proc_fd is the relay's pty master: never closed here */
-	bool done;
-	int proc_fd;
-	int conn_fd;
-	enum conn_state cs;
-	struct buf buf;    /* output: bytes [floor, nread); input: received, not yet written */
-	ev_io prd;         /* output: process readable */
-	ev_io pwr;         /* input: process writable */
-	ev_io crd;         /* connection readable: data (input), ACKs / READY / EOF (output) */
-	ev_io cwr;         /* connection writable: data (output), a pending ACK (input) */
-	bool src_eof;      /* output: the process's side ended; input: the host half-closed */
-	bool wr_shut;      /* output: shutdown(SHUT_WR) done on the current connection */
-	uint64_t nread;    /* output: produced; input: received from connections */
-	uint64_t nwritten; /* output: highest offset given to a connection; input: delivered */
-	uint64_t floor;    /* output: offset of the first buffered byte */
-	uint64_t sent;     /* output: next offset to give the current connection */
-	uint64_t acked;    /* output: host's ACK; input: last ACK sent */
-	relay_conn_lost_cb lost_cb;
-	void *lost_ud;
-	/* linked streams */
-	struct relay_hub *hub;
-	struct relay_stream *hprev, *hnext; /* hub->streams */
-	uint32_t port;
-	enum relay_mode mode; /* of the current connection */
-	bool first;           /* the next HELLO is the stream's first */
-	bool no_redial;
-	struct gcs_dial *dial;
-	ev_timer tm; /* back-off (no connection) or ACK delay (input, connected) */
-	int backoff_ms;
-	uint8_t pre[RESUME_READY_LEN]; /* READY being received */
-	size_t npre;
-	uint8_t ackb[RESUME_ACK_LEN]; /* output: ACK being received; input: ACK being sent */
-	size_t nack;
-};
-
-struct relay {
-	struct ev_loop *loop;
-	struct relay_stream *s[3];
-	int pty;      /* owned pty master, or -1 */
-	int spare_fd; /* pty relay: the unused stderr connection, or -1 */
-	relay_done_cb done;
-	void *ud;
-	bool done_fired;
-	ev_timer kick; /* reports "done" from the loop when there is no output stream */
-	int busy;
-	bool free_pending;
-};
-
-struct relay_hub {
-	struct ev_loop *loop;
-	struct vsock_addr addr;
-	bool open;
-	enum relay_mode mode;
-	struct relay_stream *streams;
-};
-
-static void stream_pump(struct relay_stream *s);
-static void backoff(struct relay_stream *s);
-static void link_connect(struct relay_stream *s);
-
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-
-static bool resume_on(const struct relay_stream *s)
-{
-	return s->hub && s->mode == RELAY_MODE_RESUME;
-}
+#define RELAY_CHUNK 16384
 
 /* ---- watchers ---- */
 
-static void conn_stop(struct relay_stream *s)
+void relay_conn_stop(struct relay_stream *s)
 {
 	ev_io_stop(s->r->loop, &s->crd);
 	ev_io_stop(s->r->loop, &s->cwr);
@@ -123,34 +40,19 @@ static void stream_stop(struct relay_stream *s)
 {
 	ev_io_stop(s->r->loop, &s->prd);
 	ev_io_stop(s->r->loop, &s->pwr);
-	conn_stop(s);
+	relay_conn_stop(s);
 	ev_timer_stop(s->r->loop, &s->tm);
-}
-
-static void hub_unlink(struct relay_stream *s)
-{
-	struct relay_hub *h = s->hub;
-	if (!h)
-		return;
-	if (s->hprev)
-		s->hprev->hnext = s->hnext;
-	else
-		h->streams = s->hnext;
-	if (s->hnext)
-		s->hnext->hprev = s->hprev;
-	s->hprev = s->hnext = NULL;
-	s->hub = NULL;
 }
 
 static void stream_close_fds(struct relay_stream *s)
 {
 	stream_stop(s);
-	gcs_dial_free(s->dial);
+	vsock_dialer_free(s->dial);
 	s->dial = NULL;
 	if (!s->proc_shared)
-		close_fd(&s->proc_fd);
+		relay_close_fd(&s->proc_fd);
 	s->proc_fd = -1;
-	close_fd(&s->conn_fd);
+	relay_close_fd(&s->conn_fd);
 	s->cs = C_NONE;
 }
 
@@ -173,10 +75,10 @@ static void maybe_fire_done(struct relay *r)
 		r->done(r, r->ud);
 }
 
-static void stream_finish(struct relay_stream *s)
+void relay_stream_finish(struct relay_stream *s)
 {
 	stream_close_fds(s);
-	hub_unlink(s);
+	relay_hub_unlink(s);
 	buf_reset(&s->buf);
 	s->floor = s->sent = s->nread;
 	s->done = true;
@@ -191,38 +93,38 @@ static void relay_destroy(struct relay *r)
 		if (!s)
 			continue;
 		stream_close_fds(s);
-		hub_unlink(s);
+		relay_hub_unlink(s);
 		buf_fini(&s->buf);
 		free(s);
 	}
 	ev_timer_stop(r->loop, &r->kick);
-	close_fd(&r->pty);
-	close_fd(&r->spare_fd);
+	relay_close_fd(&r->pty);
+	relay_close_fd(&r->spare_fd);
 	free(r);
 }
 
-static void relay_enter(struct relay *r)
+void relay_enter(struct relay *r)
 {
 	r->busy++;
 }
 
-static void relay_leave(struct relay *r)
+void relay_leave(struct relay *r)
 {
 	if (--r->busy == 0 && r->free_pending)
 		relay_destroy(r);
 }
 
-/* ---- connection loss and re-dial ---- */
+/* ---- connection loss ---- */
 
 /* The connection failed or was cut: pause for a new one (lost callback), re-dial (linked), or
  * give up on the stream. */
-static void stream_conn_lost(struct relay_stream *s, int code)
+void relay_stream_conn_lost(struct relay_stream *s, int code)
 {
-	conn_stop(s);
+	relay_conn_stop(s);
 	ev_timer_stop(s->r->loop, &s->tm);
-	gcs_dial_free(s->dial);
+	vsock_dialer_free(s->dial);
 	s->dial = NULL;
-	close_fd(&s->conn_fd);
+	relay_close_fd(&s->conn_fd);
 	s->cs = C_NONE;
 	s->wr_shut = false;
 	s->npre = s->nack = 0;
@@ -231,7 +133,7 @@ static void stream_conn_lost(struct relay_stream *s, int code)
 		          (int)s->which, s->port, strerror(-code));
 		if (!s->output) {
 			/* stdin: the host sends again from what reached the process */
-			if (resume_on(s)) {
+			if (relay_resume_on(s)) {
 				buf_reset(&s->buf);
 				s->nread = s->nwritten;
 			}
@@ -241,213 +143,17 @@ static void stream_conn_lost(struct relay_stream *s, int code)
 		 * within that time and closes the hub, so no stream re-dials in the old
 		 * connection's mode; relay_hub_open then dials every waiting stream at once */
 		s->backoff_ms = 0;
-		backoff(s);
-		stream_pump(s); /* keep reading the process into the retained buffer */
+		relay_hub_backoff(s);
+		relay_stream_pump(s); /* keep reading the process into the retained buffer */
 		return;
 	}
 	if (s->lost_cb && !s->hub) {
 		s->lost_cb(s, code, s->lost_ud);
-		stream_pump(s);
+		relay_stream_pump(s);
 		return;
 	}
 	log_debug("relay: stream=%d connection lost: %s", (int)s->which, strerror(-code));
-	stream_finish(s);
-}
-
-static void backoff(struct relay_stream *s)
-{
-	s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : 1;
-	if (s->backoff_ms > RELAY_REDIAL_MAX_MS)
-		s->backoff_ms = RELAY_REDIAL_MAX_MS;
-	ev_timer_stop(s->r->loop, &s->tm);
-	ev_timer_set(&s->tm, s->backoff_ms / 1000.0, 0.0);
-	ev_timer_start(s->r->loop, &s->tm);
-}
-
-/* A connected fd for a linked stream (first connection or re-dial). */
-static int attach_conn(struct relay_stream *s, int fd)
-{
-	struct relay *r = s->r;
-	s->conn_fd = fd;
-	s->wr_shut = false;
-	s->npre = s->nack = 0;
-	s->mode = s->hub ? s->hub->mode : RELAY_MODE_PLAIN;
-	ev_io_set(&s->crd, fd, EV_READ);
-	ev_io_set(&s->cwr, fd, EV_WRITE);
-	if (resume_on(s)) {
-		uint8_t m[RESUME_HELLO_LEN];
-		struct resume_hello hello = {
-		    .version = RESUME_VERSION,
-		    .flags = (uint16_t)((s->output ? 0 : RESUME_FLAG_INPUT) |
-		                        (s->first ? RESUME_FLAG_FIRST : 0)),
-		    .port = s->port,
-		    .offset = s->output ? s->floor : s->nwritten,
-		};
-		resume_hello_encode(&hello, m);
-		struct err e;
-		ssize_t n = fd_write(fd, m, sizeof(m), &e);
-		if (n != (ssize_t)sizeof(m))
-			return n < 0 && n != IO_AGAIN ? (int)n : -EAGAIN;
-		s->cs = C_HELLO;
-		ev_io_start(r->loop, &s->crd);
-	} else {
-		s->cs = C_UP;
-		if (s->output) {
-			/* hcsshim's replay: whatever is still retained goes out again */
-			if (s->hub && s->sent > s->floor)
-				log_debug("relay: stream=%d port=%u replaying %llu bytes",
-				          (int)s->which, s->port,
-				          (unsigned long long)(s->sent - s->floor));
-			s->sent = s->sent - s->floor > RESUME_FALLBACK_TAIL
-			              ? s->sent - RESUME_FALLBACK_TAIL
-			              : s->floor;
-		}
-	}
-	s->first = false;
-	s->backoff_ms = 0;
-	return 0;
-}
-
-static void on_dialled(struct gcs_dial *d, int fd, const struct err *e, void *ud)
-{
-	struct relay_stream *s = ud;
-	struct relay *r = s->r;
-	relay_enter(r);
-	if (fd < 0)
-		log_debug("relay: stream=%d port=%u dial: %s", (int)s->which, s->port, e->msg);
-	gcs_dial_free(d);
-	s->dial = NULL;
-	s->cs = C_NONE;
-	if (fd < 0) {
-		if (s->no_redial)
-			stream_finish(s);
-		else
-			backoff(s);
-	} else {
-		int rc = attach_conn(s, fd);
-		if (rc < 0)
-			stream_conn_lost(s, rc);
-		else
-			stream_pump(s);
-	}
-	relay_leave(r);
-}
-
-static void link_connect(struct relay_stream *s)
-{
-	struct err e;
-	if (s->done || s->cs != C_NONE || !s->hub)
-		return;
-	if (s->no_redial) {
-		stream_finish(s);
-		return;
-	}
-	ev_timer_stop(s->r->loop, &s->tm);
-	s->dial = gcs_dial_new(s->r->loop, &s->hub->addr, s->port, RELAY_DIAL_TIMEOUT_MS,
-	                       on_dialled, s, &e);
-	if (!s->dial) {
-		log_warn("relay: stream=%d port=%u: %s", (int)s->which, s->port, e.msg);
-		backoff(s);
-		return;
-	}
-	s->cs = C_DIAL;
-}
-
-/* ---- acknowledgements ---- */
-
-/* Input stream, resume mode: send ACK(nwritten) (or finish a partial one).  Returns 0, or a
- * negative errno when the connection failed. */
-static int ack_send(struct relay_stream *s, bool force)
-{
-	struct err e;
-	if (s->nack == 0) {
-		if (!force && s->nwritten == s->acked)
-			return 0;
-		resume_ack_encode(s->nwritten, s->ackb);
-		s->acked = s->nwritten;
-		s->nack = RESUME_ACK_LEN;
-	}
-	while (s->nack > 0) {
-		ssize_t n = fd_write(s->conn_fd, s->ackb + RESUME_ACK_LEN - s->nack, s->nack, &e);
-		if (n == IO_AGAIN) {
-			ev_io_start(s->r->loop, &s->cwr);
-			return 0;
-		}
-		if (n < 0)
-			return (int)n;
-		s->nack -= (size_t)n;
-	}
-	ev_io_stop(s->r->loop, &s->cwr);
-	return 0;
-}
-
-/* Output stream: apply ACK offsets (cumulative). */
-static void ack_apply(struct relay_stream *s, uint64_t off)
-{
-	if (off < s->acked || off > s->nread) {
-		log_warn("relay: stream=%d port=%u: bad ack %llu (acked %llu, produced %llu)",
-		         (int)s->which, s->port, (unsigned long long)off,
-		         (unsigned long long)s->acked, (unsigned long long)s->nread);
-		return;
-	}
-	s->acked = off;
-	if (off > s->floor) {
-		buf_consume(&s->buf, (size_t)(off - s->floor));
-		s->floor = off;
-		if (s->sent < off)
-			s->sent = off;
-	}
-}
-
-/* READY received (16 bytes in s->pre). */
-static int ready_apply(struct relay_stream *s)
-{
-	struct resume_ready rd;
-	struct err e;
-	if (resume_ready_decode(s->pre, RESUME_READY_LEN, &rd, &e) != RESUME_READY_LEN) {
-		log_warn("relay: stream=%d port=%u: %s", (int)s->which, s->port, e.msg);
-		return -EPROTO;
-	}
-	uint16_t status = rd.status;
-	uint64_t off = rd.offset;
-	if (s->output) {
-		if (status == RESUME_STATUS_OK && off >= s->floor && off <= s->nread) {
-			ack_apply(s, off);
-			s->sent = off;
-		} else {
-			log_warn("relay: stream=%d port=%u: READY status=%u offset=%llu outside "
-			         "[%llu, %llu]: continuing from %llu",
-			         (int)s->which, s->port, status, (unsigned long long)off,
-			         (unsigned long long)s->floor, (unsigned long long)s->nread,
-			         (unsigned long long)s->floor);
-			s->sent = s->floor;
-		}
-	} else if (status != RESUME_STATUS_OK || off != s->nwritten) {
-		log_warn("relay: stream=%d port=%u: READY status=%u offset=%llu, delivered %llu",
-		         (int)s->which, s->port, status, (unsigned long long)off,
-		         (unsigned long long)s->nwritten);
-	}
-	if (!s->output)
-		s->acked = s->nwritten;
-	s->cs = C_UP;
-	return 0;
-}
-
-/* Read the rest of READY (never beyond it: data may follow). */
-static int ready_read(struct relay_stream *s)
-{
-	struct err e;
-	while (s->npre < RESUME_READY_LEN) {
-		ssize_t n = fd_read(s->conn_fd, s->pre + s->npre, RESUME_READY_LEN - s->npre, &e);
-		if (n == IO_AGAIN)
-			return 0;
-		if (n == IO_EOF)
-			return -ECONNRESET;
-		if (n < 0)
-			return (int)n;
-		s->npre += (size_t)n;
-	}
-	return ready_apply(s);
+	relay_stream_finish(s);
 }
 
 /* ---- the pumps ---- */
@@ -458,14 +164,14 @@ static bool output_can_read(const struct relay_stream *s)
 		return false;
 	if (s->nread - s->sent >= RELAY_BUF_MAX)
 		return false;
-	return !resume_on(s) || s->nread - s->floor < RESUME_SENDER_CAP;
+	return !relay_resume_on(s) || s->nread - s->floor < RESUME_SENDER_CAP;
 }
 
 /* Drop what no longer needs retaining after `sent` moved. */
 static void output_release(struct relay_stream *s)
 {
 	uint64_t keep_from = s->sent;
-	if (resume_on(s))
+	if (relay_resume_on(s))
 		return; /* only ACKs release */
 	if (s->hub && keep_from - s->floor > RESUME_FALLBACK_TAIL)
 		keep_from -= RESUME_FALLBACK_TAIL;
@@ -480,7 +186,7 @@ static void output_release(struct relay_stream *s)
 /* Output: the end (EOF from the host after our half-close, and in resume mode the final ACK). */
 static bool output_complete(const struct relay_stream *s)
 {
-	return s->wr_shut && (!resume_on(s) || s->acked == s->nread);
+	return s->wr_shut && (!relay_resume_on(s) || s->acked == s->nread);
 }
 
 static void pump_output(struct relay_stream *s)
@@ -525,7 +231,7 @@ static void pump_output(struct relay_stream *s)
 			} else if (n == IO_AGAIN) {
 				sink_blocked = true;
 			} else {
-				stream_conn_lost(s, (int)n);
+				relay_stream_conn_lost(s, (int)n);
 				return;
 			}
 		}
@@ -534,16 +240,16 @@ static void pump_output(struct relay_stream *s)
 	}
 	if (s->src_eof && s->sent == s->nread) {
 		if (s->discard || (s->conn_fd < 0 && !s->hub && !s->lost_cb)) {
-			stream_finish(s);
+			relay_stream_finish(s);
 			return;
 		}
 		if (s->cs == C_UP && !s->wr_shut) {
 			if (shutdown(s->conn_fd, SHUT_WR) < 0) {
 				if (errno == ENOTSOCK) {
-					stream_finish(s);
+					relay_stream_finish(s);
 					return;
 				}
-				stream_conn_lost(s, -errno);
+				relay_stream_conn_lost(s, -errno);
 				return;
 			}
 			s->wr_shut = true;
@@ -566,9 +272,9 @@ static void output_conn_read(struct relay_stream *s)
 {
 	struct err e;
 	if (s->cs == C_HELLO) {
-		int rc = ready_read(s);
+		int rc = relay_hub_ready_read(s);
 		if (rc < 0) {
-			stream_conn_lost(s, rc);
+			relay_stream_conn_lost(s, rc);
 			return;
 		}
 		if (s->cs != C_UP)
@@ -582,26 +288,26 @@ static void output_conn_read(struct relay_stream *s)
 		if (n == IO_AGAIN)
 			break;
 		if (n > 0) {
-			if (!resume_on(s))
+			if (!relay_resume_on(s))
 				continue; /* the host should not write here: ignore */
 			for (ssize_t k = 0; k < n; k++) {
 				s->ackb[s->nack++] = scratch[k];
 				uint64_t off;
 				if (resume_ack_decode(s->ackb, s->nack, &off) == RESUME_ACK_LEN) {
-					ack_apply(s, off);
+					relay_hub_ack_apply(s, off);
 					s->nack = 0;
 				}
 			}
 			continue;
 		}
 		if (n == IO_EOF && output_complete(s)) {
-			stream_finish(s);
+			relay_stream_finish(s);
 			return;
 		}
-		stream_conn_lost(s, n == IO_EOF ? -ECONNRESET : (int)n);
+		relay_stream_conn_lost(s, n == IO_EOF ? -ECONNRESET : (int)n);
 		return;
 	}
-	stream_pump(s);
+	relay_stream_pump(s);
 }
 
 static void pump_input(struct relay_stream *s)
@@ -626,7 +332,7 @@ static void pump_input(struct relay_stream *s)
 				s->src_eof = true;
 			} else if (n != IO_AGAIN) {
 				if (s->hub) {
-					stream_conn_lost(s, (int)n);
+					relay_stream_conn_lost(s, (int)n);
 					return;
 				}
 				s->src_eof = true;
@@ -642,18 +348,18 @@ static void pump_input(struct relay_stream *s)
 				sink_blocked = true;
 			} else {
 				/* the process closed its stdin (EPIPE): drop the stream */
-				stream_finish(s);
+				relay_stream_finish(s);
 				return;
 			}
 		}
 		if (!progress)
 			break;
 	}
-	if (resume_on(s) && s->cs == C_UP) {
+	if (relay_resume_on(s) && s->cs == C_UP) {
 		int rc = 0;
 		bool final = s->src_eof && buf_avail(&s->buf) == 0;
 		if (final || s->nwritten - s->acked >= RESUME_ACK_BYTES)
-			rc = ack_send(s, final);
+			rc = relay_hub_ack_send(s, final);
 		else if (s->nwritten > s->acked && !ev_is_active(&s->tm)) {
 			ev_timer_set(&s->tm, RESUME_ACK_DELAY_NS / 1e9, 0.0);
 			ev_timer_start(loop, &s->tm);
@@ -661,7 +367,7 @@ static void pump_input(struct relay_stream *s)
 		if (rc < 0) {
 			/* the final ACK cannot be written: the host did not half-close, it went
 			 * away (a cut that looks like EOF): re-dial */
-			stream_conn_lost(s, rc);
+			relay_stream_conn_lost(s, rc);
 			return;
 		}
 		if (final && s->nack > 0)
@@ -669,7 +375,7 @@ static void pump_input(struct relay_stream *s)
 	}
 	if (s->src_eof && buf_avail(&s->buf) == 0) {
 		/* host closed stdin: close the pipe so the process sees EOF */
-		stream_finish(s);
+		relay_stream_finish(s);
 		return;
 	}
 	if (s->cs == C_HELLO ||
@@ -683,7 +389,7 @@ static void pump_input(struct relay_stream *s)
 		ev_io_stop(loop, &s->pwr);
 }
 
-static void stream_pump(struct relay_stream *s)
+void relay_stream_pump(struct relay_stream *s)
 {
 	if (s->done)
 		return;
@@ -693,6 +399,14 @@ static void stream_pump(struct relay_stream *s)
 		pump_input(s);
 }
 
+void relay_stream_pump_or_lost(struct relay_stream *s, int rc)
+{
+	if (rc < 0)
+		relay_stream_conn_lost(s, rc);
+	else
+		relay_stream_pump(s);
+}
+
 static void on_proc_io(struct ev_loop *loop, ev_io *w, int revents)
 {
 	(void)loop;
@@ -700,7 +414,7 @@ static void on_proc_io(struct ev_loop *loop, ev_io *w, int revents)
 	struct relay_stream *s = w->data;
 	struct relay *r = s->r;
 	relay_enter(r);
-	stream_pump(s);
+	relay_stream_pump(s);
 	relay_leave(r);
 }
 
@@ -711,17 +425,10 @@ static void on_conn_read(struct ev_loop *loop, ev_io *w, int revents)
 	struct relay_stream *s = w->data;
 	struct relay *r = s->r;
 	relay_enter(r);
-	if (s->output) {
+	if (s->output)
 		output_conn_read(s);
-	} else if (s->cs == C_HELLO) {
-		int rc = ready_read(s);
-		if (rc < 0)
-			stream_conn_lost(s, rc);
-		else
-			stream_pump(s);
-	} else {
-		stream_pump(s);
-	}
+	else
+		relay_stream_pump_or_lost(s, s->cs == C_HELLO ? relay_hub_ready_read(s) : 0);
 	relay_leave(r);
 }
 
@@ -732,34 +439,8 @@ static void on_conn_write(struct ev_loop *loop, ev_io *w, int revents)
 	struct relay_stream *s = w->data;
 	struct relay *r = s->r;
 	relay_enter(r);
-	if (!s->output && s->nack > 0) {
-		int rc = ack_send(s, false);
-		if (rc < 0)
-			stream_conn_lost(s, rc);
-		else
-			stream_pump(s);
-	} else {
-		stream_pump(s);
-	}
-	relay_leave(r);
-}
-
-static void on_tm(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)loop;
-	(void)revents;
-	struct relay_stream *s = w->data;
-	struct relay *r = s->r;
-	relay_enter(r);
-	if (s->cs == C_NONE) {
-		/* back-off over */
-		if (s->hub && s->hub->open)
-			link_connect(s);
-	} else if (!s->output && s->cs == C_UP) {
-		int rc = ack_send(s, false);
-		if (rc < 0)
-			stream_conn_lost(s, rc);
-	}
+	/* input: a partial ACK goes out before more data is taken from the host */
+	relay_stream_pump_or_lost(s, !s->output && s->nack > 0 ? relay_hub_ack_send(s, false) : 0);
 	relay_leave(r);
 }
 
@@ -789,7 +470,7 @@ static struct relay_stream *stream_new(struct relay *r, enum relay_which which, 
 	ev_io_init(&s->pwr, on_proc_io, proc_fd, EV_WRITE);
 	ev_io_init(&s->crd, on_conn_read, conn_fd, EV_READ);
 	ev_io_init(&s->cwr, on_conn_write, conn_fd, EV_WRITE);
-	ev_timer_init(&s->tm, on_tm, 0., 0.);
+	ev_timer_init(&s->tm, relay_hub_on_timer, 0., 0.);
 	s->prd.data = s->pwr.data = s->crd.data = s->cwr.data = s->tm.data = s;
 	return s;
 }
@@ -824,7 +505,7 @@ static int prep_fds(int *fds, int n, struct err *e)
 		int rc = fd_set_flags(fds[i], true, e);
 		if (rc < 0) {
 			for (int j = 0; j < n; j++)
-				close_fd(&fds[j]);
+				relay_close_fd(&fds[j]);
 			return err_prefix(e, "relay");
 		}
 	}
@@ -844,8 +525,8 @@ struct relay *relay_new_pipes(struct ev_loop *loop, int in_w, int out_r, int err
 		if (pfd >= 0 && cfd >= 0) {
 			r->s[i] = stream_new(r, (enum relay_which)i, pfd, cfd);
 		} else {
-			close_fd(&pfd);
-			close_fd(&cfd);
+			relay_close_fd(&pfd);
+			relay_close_fd(&cfd);
 		}
 	}
 	/* streams start from the loop, so that "done" is never reported from inside this call */
@@ -864,7 +545,7 @@ struct relay *relay_new_pty(struct ev_loop *loop, int master, int conn_in, int c
 	if (master < 0) {
 		int none[3] = {conn_in, conn_out, conn_err};
 		for (int i = 0; i < 3; i++)
-			close_fd(&none[i]);
+			relay_close_fd(&none[i]);
 		err_set(e, -EINVAL, "relay: no pty master");
 		return NULL;
 	}
@@ -894,7 +575,7 @@ void relay_close_input(struct relay *r)
 		return;
 	struct relay_stream *s = r->s[RELAY_STDIN];
 	if (!s->done)
-		stream_finish(s);
+		relay_stream_finish(s);
 }
 
 bool relay_finished(const struct relay *r)
@@ -924,7 +605,7 @@ void relay_free(struct relay *r)
 		for (int i = 0; i < 3; i++)
 			if (r->s[i]) {
 				stream_close_fds(r->s[i]);
-				hub_unlink(r->s[i]);
+				relay_hub_unlink(r->s[i]);
 				r->s[i]->done = true;
 			}
 		ev_timer_stop(r->loop, &r->kick);
@@ -936,19 +617,19 @@ void relay_free(struct relay *r)
 int relay_stream_set_conn(struct relay_stream *s, int conn_fd, struct err *e)
 {
 	if (s->done) {
-		close_fd(&conn_fd);
+		relay_close_fd(&conn_fd);
 		return err_set(e, -EINVAL, "relay: stream=%d already finished", (int)s->which);
 	}
 	int rc = fd_set_flags(conn_fd, true, e);
 	if (rc < 0) {
-		close_fd(&conn_fd);
+		relay_close_fd(&conn_fd);
 		return err_prefix(e, "relay: new connection");
 	}
 	struct relay *r = s->r;
-	conn_stop(s);
-	gcs_dial_free(s->dial);
+	relay_conn_stop(s);
+	vsock_dialer_free(s->dial);
 	s->dial = NULL;
-	close_fd(&s->conn_fd);
+	relay_close_fd(&s->conn_fd);
 	s->conn_fd = conn_fd;
 	s->discard = false;
 	s->wr_shut = false;
@@ -979,159 +660,4 @@ uint64_t relay_stream_bytes_written(const struct relay_stream *s)
 bool relay_stream_finished(const struct relay_stream *s)
 {
 	return s->done;
-}
-
-/* ---- hub ---- */
-
-struct relay_hub *relay_hub_new(struct ev_loop *loop, const struct vsock_addr *addr)
-{
-	struct relay_hub *h = xcalloc(1, sizeof(*h));
-	h->loop = loop;
-	h->addr = *addr;
-	h->mode = RELAY_MODE_PLAIN;
-	return h;
-}
-
-void relay_hub_free(struct relay_hub *h)
-{
-	if (!h)
-		return;
-	while (h->streams) {
-		struct relay_stream *s = h->streams;
-		gcs_dial_free(s->dial);
-		s->dial = NULL;
-		ev_timer_stop(s->r->loop, &s->tm);
-		hub_unlink(s);
-	}
-	free(h);
-}
-
-bool relay_hub_is_open(const struct relay_hub *h)
-{
-	return h && h->open;
-}
-
-/* Run `fn` over every linked stream.  Every relay involved is held busy meanwhile, so a
- * stream that finishes (or whose relay is freed) during a call stays valid memory. */
-static void hub_each(struct relay_hub *h, void (*fn)(struct relay_stream *s))
-{
-	size_t n = 0;
-	for (struct relay_stream *s = h->streams; s; s = s->hnext)
-		n++;
-	if (!n)
-		return;
-	struct relay_stream **v = xcalloc(n, sizeof(*v));
-	n = 0;
-	for (struct relay_stream *s = h->streams; s; s = s->hnext) {
-		relay_enter(s->r);
-		v[n++] = s;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (!v[i]->done && v[i]->hub == h)
-			fn(v[i]);
-	for (size_t i = 0; i < n; i++)
-		relay_leave(v[i]->r);
-	free(v);
-}
-
-static void open_one(struct relay_stream *s)
-{
-	if (s->cs == C_NONE) {
-		s->backoff_ms = 0;
-		link_connect(s);
-	}
-}
-
-void relay_hub_open(struct relay_hub *h, enum relay_mode mode)
-{
-	h->open = true;
-	h->mode = mode;
-	hub_each(h, open_one);
-}
-
-static void close_one(struct relay_stream *s)
-{
-	if (s->cs == C_DIAL || s->cs == C_HELLO) {
-		gcs_dial_free(s->dial);
-		s->dial = NULL;
-		conn_stop(s);
-		close_fd(&s->conn_fd);
-		s->cs = C_NONE;
-		s->npre = 0;
-		if (!s->output && resume_on(s)) {
-			buf_reset(&s->buf);
-			s->nread = s->nwritten;
-		}
-	}
-	if (s->cs == C_NONE)
-		ev_timer_stop(s->r->loop, &s->tm);
-}
-
-void relay_hub_close(struct relay_hub *h)
-{
-	h->open = false;
-	hub_each(h, close_one);
-}
-
-static void cut_one(struct relay_stream *s)
-{
-	if (s->cs != C_NONE)
-		stream_conn_lost(s, -ECONNABORTED);
-}
-
-void relay_hub_cut(struct relay_hub *h)
-{
-	hub_each(h, cut_one);
-}
-
-void relay_hub_stats(const struct relay_hub *h, struct relay_hub_stats *st)
-{
-	memset(st, 0, sizeof(*st));
-	for (const struct relay_stream *s = h ? h->streams : NULL; s; s = s->hnext) {
-		st->streams++;
-		if (s->cs == C_UP)
-			st->attached++;
-	}
-}
-
-void relay_link(struct relay *r, struct relay_hub *h, const uint32_t ports[3])
-{
-	if (!r || !h)
-		return;
-	for (int i = 0; i < 3; i++) {
-		struct relay_stream *s = r->s[i];
-		if (!s || s->done || s->conn_fd < 0 || !ports[i] || s->hub)
-			continue;
-		s->hub = h;
-		s->port = ports[i];
-		s->hnext = h->streams;
-		if (h->streams)
-			h->streams->hprev = s;
-		h->streams = s;
-		int fd = s->conn_fd;
-		s->conn_fd = -1;
-		int rc = attach_conn(s, fd);
-		if (rc < 0) {
-			/* from the loop: never report from inside this call */
-			close_fd(&s->conn_fd);
-			s->cs = C_NONE;
-			backoff(s);
-		}
-	}
-}
-
-void relay_stop_redial(struct relay *r)
-{
-	if (!r)
-		return;
-	relay_enter(r);
-	for (int i = 0; i < 3; i++) {
-		struct relay_stream *s = r->s[i];
-		if (!s || s->done)
-			continue;
-		s->no_redial = true;
-		if (s->hub && (s->cs == C_NONE || s->cs == C_DIAL))
-			stream_finish(s);
-	}
-	relay_leave(r);
 }

@@ -22,6 +22,7 @@
 #include "common/xalloc.h"
 #include "guest/pty.h"
 #include "guest/relay.h"
+#include "guest/relay_hub.h"
 #include "guest/runtime_priv.h"
 #include "guest/spawn.h"
 
@@ -221,6 +222,44 @@ void rt_free(struct rt *rt)
 	rt_destroy(rt);
 }
 
+/* The stdio of a runtime create/exec: with a console socket path `sock` (terminal), listen
+ * there (op->sock_fd); otherwise one pipe per slot i with want[i] >= 0, the child's end in
+ * child[i] and ours in ours[i] (stdin: the child reads; stdout/stderr: the child writes).
+ * 0 or -errno; what was made stays in op/child/ours for the caller to close. */
+static int op_stdio(struct rt_op *op, const char *sock, const int want[3], int child[3],
+                    int ours[3], struct err *e)
+{
+	if (sock)
+		return op->sock_fd = console_socket_listen(sock, e);
+	for (int i = 0; i < 3; i++) {
+		int p[2];
+		if (want[i] < 0)
+			continue;
+		if (pipe2(p, O_CLOEXEC) < 0)
+			return err_sys(e, -errno, "pipe");
+		child[i] = i == 0 ? p[0] : p[1];
+		ours[i] = i == 0 ? p[1] : p[0];
+	}
+	return 0;
+}
+
+/* Finish a create/exec command line (`--pid-file P [opt] [--console-socket S] id`) and spawn
+ * it with the child's stdio ends (the caller still closes them). */
+static int op_spawn(struct rt *rt, struct rt_op *op, struct rt_argv *a, const char *opt,
+                    const char *sock, const char *id, const int child[3], struct err *e)
+{
+	rt_argv_add(a, "--pid-file");
+	rt_argv_add(a, op->pid_path);
+	if (opt)
+		rt_argv_add(a, opt);
+	if (sock) {
+		rt_argv_add(a, "--console-socket");
+		rt_argv_add(a, sock);
+	}
+	rt_argv_add(a, id);
+	return rt_op_spawn(rt, op, a, child, e);
+}
+
 int rt_container_create(struct rt *rt, const char *id, const char *bundle_dir, json_t *spec,
                         rt_done_cb done, void *ud, struct err *e)
 {
@@ -264,39 +303,21 @@ int rt_container_create(struct rt *rt, const char *id, const char *bundle_dir, j
 	int child[3] = {-1, -1, -1};
 	_cleanup_free_ char *sock = NULL;
 
+	static const int all[3] = {0, 0, 0};
+
 	rt_rm_rf(c->dir);
-	rc = rt_mkdir_p(c->dir, 0700, e);
-	if (rc >= 0 && terminal) {
+	if (terminal)
 		sock = xasprintf("%s/console.sock", c->dir);
-		rc = op->sock_fd = console_socket_listen(sock, e);
-	} else if (rc >= 0) {
-		for (int i = 0; i < 3 && rc >= 0; i++) {
-			int p[2];
-			if (pipe2(p, O_CLOEXEC) < 0) {
-				rc = err_sys(e, -errno, "pipe");
-				break;
-			}
-			/* stdin: the child reads; stdout/stderr: the child writes */
-			child[i] = i == 0 ? p[0] : p[1];
-			c->pipes[i] = i == 0 ? p[1] : p[0];
-		}
-	}
+	rc = rt_mkdir_p(c->dir, 0700, e);
+	if (rc >= 0)
+		rc = op_stdio(op, sock, all, child, c->pipes, e);
 	if (rc >= 0) {
 		struct rt_argv a;
 		rt_argv_base(rt, &a, op->log_path);
 		rt_argv_add(&a, "create");
 		rt_argv_add(&a, "--bundle");
 		rt_argv_add(&a, bundle_dir);
-		rt_argv_add(&a, "--pid-file");
-		rt_argv_add(&a, op->pid_path);
-		if (!rt->pivot)
-			rt_argv_add(&a, "--no-pivot");
-		if (sock) {
-			rt_argv_add(&a, "--console-socket");
-			rt_argv_add(&a, sock);
-		}
-		rt_argv_add(&a, id);
-		rc = rt_op_spawn(rt, op, &a, child, e);
+		rc = op_spawn(rt, op, &a, rt->pivot ? NULL : "--no-pivot", sock, id, child, e);
 	}
 	for (int i = 0; i < 3; i++)
 		rt_close_fd(&child[i]);
@@ -382,23 +403,11 @@ int rt_exec(struct rt *rt, const char *id, json_t *process, struct rt_stdio conn
 	int child[3] = {-1, -1, -1};
 	int want[3] = {conns.in, conns.out, conns.err};
 
-	int rc = rt_write_json(json_path, process, e);
-	if (rc >= 0 && op->terminal) {
+	if (op->terminal)
 		sock = xasprintf("%s/exec-%u.sock", c->dir, n);
-		rc = op->sock_fd = console_socket_listen(sock, e);
-	} else if (rc >= 0) {
-		for (int i = 0; i < 3 && rc >= 0; i++) {
-			int p[2];
-			if (want[i] < 0)
-				continue;
-			if (pipe2(p, O_CLOEXEC) < 0) {
-				rc = err_sys(e, -errno, "pipe");
-				break;
-			}
-			child[i] = i == 0 ? p[0] : p[1];
-			op->pipes[i] = i == 0 ? p[1] : p[0];
-		}
-	}
+	int rc = rt_write_json(json_path, process, e);
+	if (rc >= 0)
+		rc = op_stdio(op, sock, want, child, op->pipes, e);
 	if (rc >= 0) {
 		struct rt_argv a;
 		rt_argv_base(rt, &a, op->log_path);
@@ -406,14 +415,7 @@ int rt_exec(struct rt *rt, const char *id, json_t *process, struct rt_stdio conn
 		rt_argv_add(&a, "-d");
 		rt_argv_add(&a, "--process");
 		rt_argv_add(&a, json_path);
-		rt_argv_add(&a, "--pid-file");
-		rt_argv_add(&a, op->pid_path);
-		if (sock) {
-			rt_argv_add(&a, "--console-socket");
-			rt_argv_add(&a, sock);
-		}
-		rt_argv_add(&a, id);
-		rc = rt_op_spawn(rt, op, &a, child, e);
+		rc = op_spawn(rt, op, &a, NULL, sock, id, child, e);
 	}
 	for (int i = 0; i < 3; i++)
 		rt_close_fd(&child[i]);

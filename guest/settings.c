@@ -18,8 +18,8 @@
 #include "bridge/proto.h"
 #include "common/fdio.h"
 #include "common/log.h"
+#include "common/vsock.h"
 #include "common/xalloc.h"
-#include "guest/dial.h"
 #include "guest/gcs_priv.h"
 #include "guest/mounts.h"
 #include "guest/runtime.h"
@@ -44,9 +44,9 @@ struct modify_state {
 	} u;
 	ev_timer timer; /* SCSI wait */
 	long long deadline_ns;
-	struct gcs_dial *dial; /* 9p */
-	ev_child child;        /* runtime update */
-	int err_fd;            /* its stderr */
+	struct vsock_dialer *dial; /* 9p */
+	ev_child child;            /* runtime update */
+	int err_fd;                /* its stderr */
 	bool child_active;
 	char *container_id;
 };
@@ -55,7 +55,7 @@ static void modify_cleanup(struct gcs_req *r)
 {
 	struct modify_state *s = r->state;
 	ev_timer_stop(r->g->loop, &s->timer);
-	gcs_dial_free(s->dial);
+	vsock_dialer_free(s->dial);
 	if (s->child_active)
 		ev_child_stop(r->g->loop, &s->child);
 	if (s->err_fd >= 0)
@@ -220,17 +220,17 @@ static void scsi_device(struct gcs_req *r, enum req_kind kind, const struct brid
 
 /* ---- MappedDirectory (9p) ---- */
 
-static void on_plan9_dialled(struct gcs_dial *dl, int fd, const struct err *de, void *ud)
+static void on_plan9_dialled(struct vsock_dialer *dl, int fd, const struct err *de, void *ud)
 {
 	struct gcs_req *r = ud;
 	struct modify_state *s = r->state;
 	if (fd < 0) {
-		/* de lives in the dial, which the request cleanup frees. */
+		/* de is only valid during the callback; the request cleanup frees the dial. */
 		gcs_req_fail(r, HR_FAIL, "MappedDirectory %s: dial 9p port: %s",
 		             s->u.dir.mount_path, de->msg);
 		return;
 	}
-	gcs_dial_free(dl);
+	vsock_dialer_free(dl);
 	s->dial = NULL;
 	struct err e;
 	/* The kernel's 9p fd transport wants a blocking file. */
@@ -266,8 +266,8 @@ static void mapped_directory(struct gcs_req *r, enum req_kind kind,
 		return;
 	}
 	uint32_t port = d->port > 0 ? (uint32_t)d->port : GCS_PLAN9_PORT;
-	s->dial =
-	    gcs_dial_new(r->g->loop, &r->g->addr, port, PLAN9_DIAL_MS, on_plan9_dialled, r, &e);
+	s->dial = vsock_dialer_new_host(r->g->loop, &r->g->addr, port, PLAN9_DIAL_MS,
+	                                on_plan9_dialled, r, &e);
 	if (!s->dial)
 		gcs_req_fail(r, HR_FAIL, "MappedDirectory: dial 9p port %u: %s", port, e.msg);
 }

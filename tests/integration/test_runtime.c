@@ -234,6 +234,18 @@ static char *bundle_of(const char *id)
 	return xasprintf("%s/bundles/%s", g_tmp, id);
 }
 
+/* An operation was started (rc, e) with r as its callback data: wait for it and fail the test,
+ * naming `what` and id, when starting it or the operation itself failed. */
+static void op_wait(struct fx *f, int rc, const struct err *e, struct opres *r, const char *what,
+                    const char *id)
+{
+	if (rc < 0)
+		fail_msg("%s %s: %s", what, id, e->msg);
+	assert_true(run_until(f, op_done, r, 10, NULL, NULL));
+	if (r->status < 0)
+		fail_msg("%s %s: %s", what, id, r->msg);
+}
+
 /* Create container id running args and wait for the creation to finish. */
 static void create_ok(struct fx *f, const char *id, const char *const args[], bool terminal)
 {
@@ -243,22 +255,15 @@ static void create_ok(struct fx *f, const char *id, const char *const args[], bo
 	_cleanup_free_ char *bundle = bundle_of(id);
 	int rc = rt_container_create(f->rt, id, bundle, spec, op_cb, &r, &e);
 	json_decref(spec);
-	if (rc < 0)
-		fail_msg("create %s: %s", id, e.msg);
-	assert_true(run_until(f, op_done, &r, 10, NULL, NULL));
-	if (r.status < 0)
-		fail_msg("create %s: %s", id, r.msg);
+	op_wait(f, rc, &e, &r, "create", id);
 }
 
 static pid_t start_ok(struct fx *f, const char *id, struct rt_stdio conns)
 {
 	struct err e;
 	struct opres r = {0};
-	if (rt_container_start(f->rt, id, conns, op_cb, &r, &e) < 0)
-		fail_msg("start %s: %s", id, e.msg);
-	assert_true(run_until(f, op_done, &r, 10, NULL, NULL));
-	if (r.status < 0)
-		fail_msg("start %s: %s", id, r.msg);
+	int rc = rt_container_start(f->rt, id, conns, op_cb, &r, &e);
+	op_wait(f, rc, &e, &r, "start", id);
 	assert_true(r.pid > 0);
 	return r.pid;
 }
@@ -271,11 +276,7 @@ static pid_t exec_ok(struct fx *f, const char *id, const char *const args[], boo
 	json_t *proc = testenv_oci_process(args, terminal);
 	int rc = rt_exec(f->rt, id, proc, conns, op_cb, &r, &e);
 	json_decref(proc);
-	if (rc < 0)
-		fail_msg("exec in %s: %s", id, e.msg);
-	assert_true(run_until(f, op_done, &r, 10, NULL, NULL));
-	if (r.status < 0)
-		fail_msg("exec in %s: %s", id, r.msg);
+	op_wait(f, rc, &e, &r, "exec in", id);
 	assert_true(r.pid > 0);
 	return r.pid;
 }
@@ -284,9 +285,8 @@ static void delete_ok(struct fx *f, const char *id)
 {
 	struct err e;
 	struct opres r = {0};
-	if (rt_delete(f->rt, id, op_cb, &r, &e) < 0)
-		fail_msg("delete %s: %s", id, e.msg);
-	assert_true(run_until(f, op_done, &r, 10, NULL, NULL));
+	int rc = rt_delete(f->rt, id, op_cb, &r, &e);
+	op_wait(f, rc, &e, &r, "delete", id);
 	assert_int_equal(r.status, 0);
 }
 
@@ -301,6 +301,22 @@ static struct waitres wait_sync(struct fx *f, const char *id, pid_t pid, uint32_
 		fail_msg("wait for %s/%d did not complete", id ? id : "uvm", (int)pid);
 	}
 	return w;
+}
+
+/* Resize the terminal of pid (which runs `stty size` after a pause), check that the output
+ * read until EOF on out shows the new size, close out, and collect the exit. */
+static struct waitres resize_and_check(struct fx *f, const char *id, pid_t pid, uint16_t rows,
+                                       uint16_t cols, struct host *out)
+{
+	struct err e;
+	char want[16];
+	snprintf(want, sizeof(want), "%u %u", rows, cols);
+	assert_int_equal(rt_resize(f->rt, id, pid, rows, cols, &e), 0);
+	assert_true(run_until(f, host_eof, out, 10, out, NULL));
+	assert_non_null(out->data);
+	assert_non_null(strstr(out->data, want));
+	host_close(out);
+	return wait_sync(f, id, pid, RT_WAIT_INFINITE, 10);
 }
 
 /* echo exact bytes on stdout and stderr, exit 3; the exit is reported only after the host
@@ -582,12 +598,7 @@ static void test_terminal(void **state)
 
 	create_ok(f, ID("c-tty"), args, true);
 	pid_t pid = start_ok(f, ID("c-tty"), conns);
-	assert_int_equal(rt_resize(f->rt, ID("c-tty"), pid, 33, 111, &e), 0);
-	assert_true(run_until(f, host_eof, &out, 10, &out, NULL));
-	assert_non_null(out.data);
-	assert_non_null(strstr(out.data, "33 111"));
-	host_close(&out);
-	struct waitres w = wait_sync(f, ID("c-tty"), pid, RT_WAIT_INFINITE, 10);
+	struct waitres w = resize_and_check(f, ID("c-tty"), pid, 33, 111, &out);
 	assert_int_equal(w.hr, HR_OK);
 	assert_int_equal(w.code, 4);
 
@@ -605,18 +616,12 @@ static void test_terminal_exec(void **state)
 	static const char *const sleeper[] = {"/bin/sleep", "100", NULL};
 	static const char *const args[] = {"/bin/sh", "-c", "sleep 0.3; stty size", NULL};
 	struct rt_stdio conns = RT_STDIO_NONE;
-	struct err e;
 
 	create_ok(f, ID("c-ttyx"), sleeper, false);
 	start_ok(f, ID("c-ttyx"), RT_STDIO_NONE);
 	struct host out = host_pair(&conns.out);
 	pid_t pid = exec_ok(f, ID("c-ttyx"), args, true, conns);
-	assert_int_equal(rt_resize(f->rt, ID("c-ttyx"), pid, 12, 34, &e), 0);
-	assert_true(run_until(f, host_eof, &out, 10, &out, NULL));
-	assert_non_null(out.data);
-	assert_non_null(strstr(out.data, "12 34"));
-	host_close(&out);
-	struct waitres w = wait_sync(f, ID("c-ttyx"), pid, RT_WAIT_INFINITE, 10);
+	struct waitres w = resize_and_check(f, ID("c-ttyx"), pid, 12, 34, &out);
 	assert_int_equal(w.code, 0);
 	delete_ok(f, ID("c-ttyx"));
 }

@@ -23,6 +23,7 @@
 #include "bridge/proto.h"
 #include "common/fdio.h"
 #include "common/xalloc.h"
+#include "tests/lib/evtest.h"
 
 #define MAXR 64
 
@@ -44,9 +45,7 @@ struct res {
 };
 
 struct ctx {
-	struct ev_loop *loop;
-	ev_timer guard;
-	bool timed_out;
+	struct evtest ev;
 	struct bridge_client *cl;
 	struct bridge_conn *gc;
 	int raw; /* raw peer socket when a test plays one side by hand */
@@ -65,34 +64,6 @@ struct ctx {
 	bool free_client_in_cb;
 	bool free_conn_in_req;
 };
-
-#define SPIN(c, cond)                                                                              \
-	do {                                                                                       \
-		while (!(cond) && !(c)->timed_out) {                                               \
-			ev_run((c)->loop, EVRUN_NOWAIT);                                           \
-			if (!(cond))                                                               \
-				ev_run((c)->loop, EVRUN_ONCE);                                     \
-		}                                                                                  \
-		assert_false((c)->timed_out);                                                      \
-	} while (0)
-
-static void on_guard(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)revents;
-	struct ctx *c = w->data;
-	c->timed_out = true;
-	ev_break(loop, EVBREAK_ALL);
-}
-
-/* Run the loop for `sec` seconds of wall time (to show that something does NOT happen). */
-static void run_for(struct ctx *c, double sec)
-{
-	long long end = mono_ns() + (long long)(sec * 1e9);
-	while (mono_ns() < end && !c->timed_out) {
-		ev_run(c->loop, EVRUN_NOWAIT);
-		usleep(500);
-	}
-}
 
 /* ---- host callbacks ---- */
 
@@ -194,15 +165,11 @@ static const struct bridge_conn_cbs gcbs = {.on_request = on_request, .on_close 
 static int setup(void **state)
 {
 	struct ctx *c = xcalloc(1, sizeof(*c));
-	c->loop = ev_loop_new(0);
-	assert_non_null(c->loop);
-	ev_timer_init(&c->guard, on_guard, 10.0, 0.);
-	c->guard.data = c;
-	ev_timer_start(c->loop, &c->guard);
+	evtest_init(&c->ev, 10.0);
 	for (int i = 0; i < MAXR; i++)
 		c->res[i].c = c;
 	c->raw = -1;
-	c->cl = bridge_client_new(c->loop, &ccbs, c);
+	c->cl = bridge_client_new(c->ev.loop, &ccbs, c);
 	*state = c;
 	return 0;
 }
@@ -214,8 +181,7 @@ static int teardown(void **state)
 	bridge_conn_free(c->gc);
 	if (c->raw >= 0)
 		close(c->raw);
-	ev_timer_stop(c->loop, &c->guard);
-	ev_loop_destroy(c->loop);
+	evtest_fini(&c->ev);
 	free(c);
 	return 0;
 }
@@ -227,7 +193,7 @@ static void connect_pair(struct ctx *c)
 	struct err e;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	assert_int_equal(bridge_client_attach(c->cl, sv[0], &e), 0);
-	c->gc = bridge_conn_new(c->loop, sv[1], &gcbs, c, &e);
+	c->gc = bridge_conn_new(c->ev.loop, sv[1], &gcbs, c, &e);
 	assert_non_null(c->gc);
 	assert_true(bridge_client_attached(c->cl));
 }
@@ -248,7 +214,7 @@ static void connect_raw_host(struct ctx *c)
 	int sv[2];
 	struct err e;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	c->gc = bridge_conn_new(c->loop, sv[1], &gcbs, c, &e);
+	c->gc = bridge_conn_new(c->ev.loop, sv[1], &gcbs, c, &e);
 	assert_non_null(c->gc);
 	c->raw = sv[0];
 }
@@ -287,7 +253,7 @@ static void test_out_of_order(void **state)
 	}
 	assert_int_equal(bridge_client_next_id(c->cl), N);
 	assert_int_equal(bridge_client_outstanding(c->cl), N);
-	SPIN(c, c->nreq == N);
+	EVTEST_SPIN(&c->ev, c->nreq == N);
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(c->reqs[i].h.type, 0x10100501u);
 		assert_int_equal(c->reqs[i].h.id, (uint64_t)i);
@@ -302,7 +268,7 @@ static void test_out_of_order(void **state)
 		                                     body, strlen(body), &e),
 		                 0);
 	}
-	SPIN(c, bridge_client_outstanding(c->cl) == 0);
+	EVTEST_SPIN(&c->ev, bridge_client_outstanding(c->cl) == 0);
 	for (int i = 0; i < N; i++) {
 		snprintf(body, sizeof(body), "{\"r\":%d}", i);
 		assert_int_equal(c->res[i].ncalls, 1);
@@ -334,7 +300,7 @@ static void test_seed_and_preregister(void **state)
 	assert_int_equal(bridge_conn_respond(c->gc, bridge_request_type(RPC_WAIT_FOR_PROCESS), 42,
 	                                     late, strlen(late), &e),
 	                 0);
-	SPIN(c, c->res[1].ncalls == 1);
+	EVTEST_SPIN(&c->ev, c->res[1].ncalls == 1);
 	assert_int_equal(c->res[1].status, 0);
 	assert_string_equal(c->res[1].json, late);
 	assert_int_equal(c->res[2].ncalls, 0);
@@ -348,9 +314,9 @@ static void test_unknown_response_fatal(void **state)
 	struct err e;
 	connect_pair(c);
 	call(c, 0, RPC_START, "{}");
-	SPIN(c, c->nreq == 1);
+	EVTEST_SPIN(&c->ev, c->nreq == 1);
 	assert_int_equal(bridge_conn_respond(c->gc, c->reqs[0].h.type, 99, "{}", 2, &e), 0);
-	SPIN(c, c->nclose == 1);
+	EVTEST_SPIN(&c->ev, c->nclose == 1);
 	assert_non_null(strstr(c->close_why.msg, "unknown rpc response id=99"));
 	assert_int_equal(c->close_why.code, -EPROTO);
 	assert_true(bridge_client_closed(c->cl));
@@ -358,7 +324,7 @@ static void test_unknown_response_fatal(void **state)
 	assert_int_equal(c->res[0].status, -ECONNRESET);
 	assert_non_null(strstr(c->res[0].msg, "unknown rpc response"));
 	/* the guest sees the connection go away */
-	SPIN(c, c->gclose == 1);
+	EVTEST_SPIN(&c->ev, c->gclose == 1);
 	/* a dead bridge refuses everything */
 	int64_t id;
 	assert_int_equal(
@@ -368,7 +334,7 @@ static void test_unknown_response_fatal(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	assert_int_equal(bridge_client_attach(c->cl, sv[0], &e), -ECONNRESET);
 	close(sv[1]);
-	run_for(c, 0.01);
+	evtest_run_for(&c->ev, 0.01);
 	assert_int_equal(c->nclose, 1);
 	assert_int_equal(c->res[0].ncalls, 1);
 	assert_int_equal(c->res[1].ncalls, 0);
@@ -379,7 +345,7 @@ static void check_host_fatal_size(struct ctx *c, uint32_t size, int code)
 	connect_raw_guest(c);
 	call(c, 0, RPC_START, "{}");
 	raw_frame(c, bridge_response_type(bridge_request_type(RPC_START)), size, 0, NULL);
-	SPIN(c, c->nclose == 1);
+	EVTEST_SPIN(&c->ev, c->nclose == 1);
 	assert_non_null(strstr(c->close_why.msg, "invalid message size"));
 	assert_int_equal(c->close_why.code, code);
 	assert_int_equal(c->res[0].ncalls, 1);
@@ -402,7 +368,7 @@ static void test_host_rejects_bad_types(void **state)
 	connect_raw_guest(c);
 	/* a request from the guest is not allowed */
 	raw_frame(c, bridge_request_type(RPC_START), 18, 0, "{}");
-	SPIN(c, c->nclose == 1);
+	EVTEST_SPIN(&c->ev, c->nclose == 1);
 	assert_int_equal(c->close_why.code, -EPROTO);
 	assert_non_null(strstr(c->close_why.msg, "unexpected message type 0x10100201"));
 	/* a notification type other than 0x30100101 */
@@ -411,7 +377,7 @@ static void test_host_rejects_bad_types(void **state)
 	c = *state;
 	connect_raw_guest(c);
 	raw_frame(c, BRIDGE_MT_NOTIFY | BRIDGE_CAT_SYSTEM | 0x201u, 18, 0, "{}");
-	SPIN(c, c->nclose == 1);
+	EVTEST_SPIN(&c->ev, c->nclose == 1);
 	assert_non_null(strstr(c->close_why.msg, "unexpected message type 0x30100201"));
 	assert_int_equal(c->nnotify, 0);
 }
@@ -431,27 +397,35 @@ static void test_split_frame_reassembles(void **state)
 	    0);
 	for (size_t i = 0; i < buf_avail(&b); i++) {
 		assert_int_equal(fd_write_all(c->raw, buf_head(&b) + i, 1, &e), 0);
-		ev_run(c->loop, EVRUN_NOWAIT);
+		ev_run(c->ev.loop, EVRUN_NOWAIT);
 		if (i + 1 < buf_avail(&b))
 			assert_int_equal(c->res[0].ncalls, 0);
 	}
 	buf_fini(&b);
-	SPIN(c, c->res[0].ncalls == 1);
+	EVTEST_SPIN(&c->ev, c->res[0].ncalls == 1);
 	assert_int_equal(c->res[0].status, 0);
 	assert_string_equal(c->res[0].json, json);
 	assert_int_equal(c->nclose, 0);
+}
+
+/* Connect a pair and get one call (DumpStacks) to the guest; returns an answer body of n bytes
+ * of `fill` (caller frees). */
+static char *request_with_answer(struct ctx *c, size_t n, char fill)
+{
+	connect_pair(c);
+	call(c, 0, RPC_DUMP_STACKS, "{}");
+	EVTEST_SPIN(&c->ev, c->nreq == 1);
+	char *big = xmalloc(n);
+	memset(big, fill, n);
+	return big;
 }
 
 static void test_guest_response_cap(void **state)
 {
 	struct ctx *c = *state;
 	struct err e;
-	connect_pair(c);
-	call(c, 0, RPC_DUMP_STACKS, "{}");
-	SPIN(c, c->nreq == 1);
 	size_t max = BRIDGE_MAX_MSG - BRIDGE_HDR_SIZE;
-	char *big = xmalloc(max + 1);
-	memset(big, 'a', max + 1);
+	char *big = request_with_answer(c, max + 1, 'a');
 	err_clear(&e);
 	assert_int_equal(bridge_conn_respond(c->gc, c->reqs[0].h.type, 0, big, max + 1, &e),
 	                 -EMSGSIZE);
@@ -462,7 +436,7 @@ static void test_guest_response_cap(void **state)
 	/* the connection is still fine; a small answer goes through */
 	assert_int_equal(bridge_conn_respond(c->gc, c->reqs[0].h.type, 0, "{\"Result\":0}", 12, &e),
 	                 0);
-	SPIN(c, c->res[0].ncalls == 1);
+	EVTEST_SPIN(&c->ev, c->res[0].ncalls == 1);
 	assert_string_equal(c->res[0].json, "{\"Result\":0}");
 	assert_int_equal(c->nclose, 0);
 }
@@ -471,16 +445,12 @@ static void test_guest_max_response_accepted(void **state)
 {
 	struct ctx *c = *state;
 	struct err e;
-	connect_pair(c);
-	call(c, 0, RPC_DUMP_STACKS, "{}");
-	SPIN(c, c->nreq == 1);
 	/* exactly 64 KiB including the header is allowed both ways */
 	size_t max = BRIDGE_MAX_MSG - BRIDGE_HDR_SIZE;
-	char *big = xmalloc(max);
-	memset(big, 'b', max);
+	char *big = request_with_answer(c, max, 'b');
 	assert_int_equal(bridge_conn_respond(c->gc, c->reqs[0].h.type, 0, big, max, &e), 0);
 	free(big);
-	SPIN(c, c->res[0].ncalls == 1 || c->nclose > 0);
+	EVTEST_SPIN(&c->ev, c->res[0].ncalls == 1 || c->nclose > 0);
 	assert_int_equal(c->nclose, 0);
 	assert_int_equal(c->res[0].status, 0);
 	assert_int_equal(c->res[0].len, max);
@@ -492,7 +462,7 @@ static void test_guest_rejects_bad_frames(void **state)
 	/* size < 16 */
 	connect_raw_host(c);
 	raw_frame(c, bridge_request_type(RPC_START), 4, 1, NULL);
-	SPIN(c, c->gclose == 1);
+	EVTEST_SPIN(&c->ev, c->gclose == 1);
 	assert_int_equal(c->gclose_why.code, -EBADMSG);
 	assert_non_null(strstr(c->gclose_why.msg, "invalid message size"));
 	assert_int_equal(c->nreq, 0);
@@ -506,7 +476,7 @@ static void test_guest_rejects_bad_frames(void **state)
 	connect_raw_host(c);
 	raw_frame(c, bridge_request_type(RPC_START), 18, 1, "{}");
 	raw_frame(c, bridge_response_type(bridge_request_type(RPC_START)), 18, 2, "{}");
-	SPIN(c, c->gclose == 2);
+	EVTEST_SPIN(&c->ev, c->gclose == 2);
 	assert_int_equal(c->nreq, 1); /* the request before it was served */
 	assert_int_equal(c->gclose_why.code, -EPROTO);
 	assert_non_null(strstr(c->gclose_why.msg, "unexpected message type 0x20100201"));
@@ -516,7 +486,7 @@ static void test_guest_rejects_bad_frames(void **state)
 	/* over the guest's own cap */
 	connect_raw_host(c);
 	raw_frame(c, bridge_request_type(RPC_START), BRIDGE_GUEST_MAX_MSG + 1, 1, NULL);
-	SPIN(c, c->gclose == 3);
+	EVTEST_SPIN(&c->ev, c->gclose == 3);
 	assert_int_equal(c->gclose_why.code, -EMSGSIZE);
 	/* but a large (> 64 KiB) request within the cap is fine */
 	bridge_conn_free(c->gc);
@@ -531,7 +501,7 @@ static void test_guest_rejects_bad_frames(void **state)
 	big[n] = '\0';
 	raw_frame(c, bridge_request_type(RPC_CREATE), (uint32_t)(n + 16), 7, big);
 	free(big);
-	SPIN(c, c->nreq == 2 || c->gclose == 4);
+	EVTEST_SPIN(&c->ev, c->nreq == 2 || c->gclose == 4);
 	assert_int_equal(c->gclose, 3);
 	assert_int_equal(c->reqs[1].len, n);
 	assert_int_equal(c->reqs[1].h.id, 7);
@@ -544,7 +514,7 @@ static void test_notification(void **state)
 	connect_pair(c);
 	const char *n = "{\"ContainerId\":\"c1\",\"Type\":\"UnexpectedExit\",\"Result\":0}";
 	assert_int_equal(bridge_conn_notify(c->gc, n, strlen(n), &e), 0);
-	SPIN(c, c->nnotify == 1);
+	EVTEST_SPIN(&c->ev, c->nnotify == 1);
 	assert_string_equal(c->notify, n);
 	assert_int_equal(c->nclose, 0);
 }
@@ -577,11 +547,11 @@ static void test_migrating_keeps_calls(void **state)
 	connect_pair(c);
 	bridge_client_set_migrating(c->cl, true);
 	int64_t id = call(c, 0, RPC_WAIT_FOR_PROCESS, "{\"wait\":1}");
-	SPIN(c, c->nreq == 1);
+	EVTEST_SPIN(&c->ev, c->nreq == 1);
 	/* the guest side goes away (VM paused and moved) */
 	bridge_conn_free(c->gc);
 	c->gc = NULL;
-	SPIN(c, c->ndetach == 1);
+	EVTEST_SPIN(&c->ev, c->ndetach == 1);
 	assert_false(bridge_client_attached(c->cl));
 	assert_false(bridge_client_closed(c->cl));
 	assert_int_equal(c->nclose, 0);
@@ -596,12 +566,12 @@ static void test_migrating_keeps_calls(void **state)
 	assert_int_equal(bridge_conn_respond(c->gc, bridge_request_type(RPC_WAIT_FOR_PROCESS),
 	                                     (uint64_t)id, "{\"ExitCode\":0}", 14, &e),
 	                 0);
-	SPIN(c, c->res[0].ncalls == 1);
+	EVTEST_SPIN(&c->ev, c->res[0].ncalls == 1);
 	assert_int_equal(c->res[0].status, 0);
 	assert_string_equal(c->res[0].json, "{\"ExitCode\":0}");
 	/* and new calls continue the id sequence */
 	assert_int_equal(call(c, 2, RPC_START, "{}"), id + 1);
-	run_for(c, 0.01);
+	evtest_run_for(&c->ev, 0.01);
 	assert_int_equal(c->res[1].ncalls, 0);
 	assert_int_equal(c->nclose, 0);
 }
@@ -621,7 +591,7 @@ static void test_migrating_fails_unsent(void **state)
 	free(big);
 	close(c->raw); /* peer gone without reading */
 	c->raw = -1;
-	SPIN(c, c->ndetach == 1);
+	EVTEST_SPIN(&c->ev, c->ndetach == 1);
 	assert_int_equal(c->res[1].ncalls, 1);
 	assert_int_equal(c->res[1].status, -ECONNRESET);
 	assert_int_equal(c->res[0].ncalls, 0); /* fully written: parked */
@@ -636,10 +606,10 @@ static void test_not_migrating_fails_pending_once(void **state)
 	connect_pair(c);
 	for (int i = 0; i < 3; i++)
 		call(c, i, RPC_MODIFY_SETTINGS, "{}");
-	SPIN(c, c->nreq == 3);
+	EVTEST_SPIN(&c->ev, c->nreq == 3);
 	bridge_conn_free(c->gc);
 	c->gc = NULL;
-	SPIN(c, c->nclose == 1);
+	EVTEST_SPIN(&c->ev, c->nclose == 1);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(c->res[i].ncalls, 1);
 		assert_int_equal(c->res[i].status, -ECONNRESET);
@@ -647,7 +617,7 @@ static void test_not_migrating_fails_pending_once(void **state)
 	}
 	assert_int_equal(c->close_why.code, -ECONNRESET);
 	assert_int_equal(c->ndetach, 0);
-	run_for(c, 0.02);
+	evtest_run_for(&c->ev, 0.02);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(c->res[i].ncalls, 1);
 	assert_int_equal(c->nclose, 1);
@@ -670,7 +640,7 @@ static void test_timeout_is_fatal(void **state)
 	assert_int_equal(
 	    bridge_client_call_ex(c->cl, RPC_START, "{}", 2, 30, call_cb, &c->res[1], &id, &e), 0);
 	long long t0 = mono_ns();
-	SPIN(c, c->res[1].ncalls == 1);
+	EVTEST_SPIN(&c->ev, c->res[1].ncalls == 1);
 	assert_true(mono_ns() - t0 >= 25 * 1000000LL);
 	assert_int_equal(c->res[1].status, -ETIMEDOUT);
 	assert_non_null(strstr(c->res[1].msg, "message timeout"));
@@ -678,7 +648,7 @@ static void test_timeout_is_fatal(void **state)
 	assert_int_equal(c->close_why.code, -ETIMEDOUT);
 	assert_int_equal(c->res[0].ncalls, 1);
 	assert_int_equal(c->res[0].status, -ECONNRESET);
-	run_for(c, 0.05);
+	evtest_run_for(&c->ev, 0.05);
 	assert_int_equal(c->res[1].ncalls, 1);
 }
 
@@ -688,11 +658,11 @@ static void test_default_timeout_skips_wait(void **state)
 	connect_pair(c);
 	bridge_client_set_default_timeout(c->cl, 20);
 	call(c, 0, RPC_WAIT_FOR_PROCESS, "{}");
-	run_for(c, 0.08);
+	evtest_run_for(&c->ev, 0.08);
 	assert_int_equal(c->res[0].ncalls, 0);
 	assert_int_equal(c->nclose, 0);
 	call(c, 1, RPC_SIGNAL_PROCESS, "{}"); /* default applies */
-	SPIN(c, c->nclose == 1);
+	EVTEST_SPIN(&c->ev, c->nclose == 1);
 	assert_int_equal(c->res[1].status, -ETIMEDOUT);
 	assert_int_equal(c->res[0].status, -ECONNRESET);
 }
@@ -703,7 +673,7 @@ static void test_cancel_drops_late_response(void **state)
 	struct err e;
 	connect_pair(c);
 	int64_t id = call(c, 0, RPC_GET_PROPERTIES, "{}");
-	SPIN(c, c->nreq == 1);
+	EVTEST_SPIN(&c->ev, c->nreq == 1);
 	assert_int_equal(bridge_client_cancel(c->cl, id), 0);
 	assert_int_equal(bridge_client_cancel(c->cl, id), -ENOENT);
 	assert_int_equal(bridge_client_outstanding(c->cl), 0);
@@ -712,14 +682,14 @@ static void test_cancel_drops_late_response(void **state)
 	/* still alive: another call completes after the dropped response */
 	c->echo = true;
 	call(c, 1, RPC_START, "{}");
-	SPIN(c, c->res[1].ncalls == 1 || c->nclose > 0);
+	EVTEST_SPIN(&c->ev, c->res[1].ncalls == 1 || c->nclose > 0);
 	assert_int_equal(c->nclose, 0);
 	assert_int_equal(c->res[0].ncalls, 0);
 	assert_int_equal(c->res[1].status, 0);
 	/* a second response for the cancelled id is no longer excused */
 	assert_int_equal(bridge_conn_respond(c->gc, c->reqs[0].h.type, (uint64_t)id, "{}", 2, &e),
 	                 0);
-	SPIN(c, c->nclose == 1);
+	EVTEST_SPIN(&c->ev, c->nclose == 1);
 	assert_non_null(strstr(c->close_why.msg, "unknown rpc response"));
 }
 
@@ -731,14 +701,14 @@ static void test_free_client_in_callback(void **state)
 	for (int i = 0; i < 4; i++)
 		call(c, i, RPC_START, "{}");
 	c->free_client_in_cb = true;
-	SPIN(c, c->cl == NULL);
+	EVTEST_SPIN(&c->ev, c->cl == NULL);
 	/* the other responses were in the same read: they must not be delivered */
 	int total = 0;
 	for (int i = 0; i < 4; i++)
 		total += c->res[i].ncalls;
 	assert_int_equal(total, 1);
-	SPIN(c, c->gclose == 1); /* the guest sees the host go */
-	run_for(c, 0.01);
+	EVTEST_SPIN(&c->ev, c->gclose == 1); /* the guest sees the host go */
+	evtest_run_for(&c->ev, 0.01);
 }
 
 static void test_free_client_in_fail_cb(void **state)
@@ -747,11 +717,11 @@ static void test_free_client_in_fail_cb(void **state)
 	connect_pair(c);
 	for (int i = 0; i < 4; i++)
 		call(c, i, RPC_START, "{}");
-	SPIN(c, c->nreq == 4);
+	EVTEST_SPIN(&c->ev, c->nreq == 4);
 	c->free_client_in_cb = true;
 	bridge_conn_free(c->gc);
 	c->gc = NULL;
-	SPIN(c, c->cl == NULL);
+	EVTEST_SPIN(&c->ev, c->cl == NULL);
 	int total = 0;
 	for (int i = 0; i < 4; i++)
 		total += c->res[i].ncalls;
@@ -766,11 +736,11 @@ static void test_free_conn_in_request(void **state)
 	c->free_conn_in_req = true;
 	for (int i = 0; i < 3; i++)
 		call(c, i, RPC_START, "{}");
-	SPIN(c, c->gc == NULL);
-	run_for(c, 0.02);
+	EVTEST_SPIN(&c->ev, c->gc == NULL);
+	evtest_run_for(&c->ev, 0.02);
 	assert_int_equal(c->nreq, 1);
 	assert_int_equal(c->gclose, 0);
-	SPIN(c, c->nclose == 1); /* host sees the drop */
+	EVTEST_SPIN(&c->ev, c->nclose == 1); /* host sees the drop */
 }
 
 static void test_attach_replaces_connection(void **state)
@@ -779,16 +749,16 @@ static void test_attach_replaces_connection(void **state)
 	struct err e;
 	connect_pair(c);
 	int64_t id = call(c, 0, RPC_WAIT_FOR_PROCESS, "{}");
-	SPIN(c, c->nreq == 1);
+	EVTEST_SPIN(&c->ev, c->nreq == 1);
 	struct bridge_conn *old = c->gc;
 	c->gc = NULL;
 	connect_pair(c); /* attach while attached: like ResumeOnConn */
-	SPIN(c, c->gclose == 1);
+	EVTEST_SPIN(&c->ev, c->gclose == 1);
 	bridge_conn_free(old);
 	assert_int_equal(c->res[0].ncalls, 0);
 	assert_int_equal(bridge_conn_respond(c->gc, c->reqs[0].h.type, (uint64_t)id, "{}", 2, &e),
 	                 0);
-	SPIN(c, c->res[0].ncalls == 1);
+	EVTEST_SPIN(&c->ev, c->res[0].ncalls == 1);
 	assert_int_equal(c->res[0].status, 0);
 	assert_int_equal(c->nclose, 0);
 	assert_int_equal(c->ndetach, 0);

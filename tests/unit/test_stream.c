@@ -21,11 +21,10 @@
 #include "common/fdio.h"
 #include "common/stream.h"
 #include "common/xalloc.h"
+#include "tests/lib/evtest.h"
 
 struct ctx {
-	struct ev_loop *loop;
-	ev_timer guard;
-	bool timed_out;
+	struct evtest ev;
 	struct stream *s;
 	int peer; /* the other end, owned by the test */
 	struct buf got;
@@ -40,35 +39,10 @@ struct ctx {
 	uint64_t expect_total;
 };
 
-/* Run the loop until `cond` holds (the guard timer fails the test instead of hanging).
- * NOWAIT first: libev runs already-pending (fed) events at the start of ev_run and then
- * would block in the poll even though `cond` already holds. */
-#define SPIN(c, cond)                                                                              \
-	do {                                                                                       \
-		while (!(cond) && !(c)->timed_out) {                                               \
-			ev_run((c)->loop, EVRUN_NOWAIT);                                           \
-			if (!(cond))                                                               \
-				ev_run((c)->loop, EVRUN_ONCE);                                     \
-		}                                                                                  \
-		assert_false((c)->timed_out);                                                      \
-	} while (0)
-
-static void on_guard(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)revents;
-	struct ctx *c = w->data;
-	c->timed_out = true;
-	ev_break(loop, EVBREAK_ALL);
-}
-
 static int setup(void **state)
 {
 	struct ctx *c = xcalloc(1, sizeof(*c));
-	c->loop = ev_loop_new(0);
-	assert_non_null(c->loop);
-	ev_timer_init(&c->guard, on_guard, 10.0, 0.);
-	c->guard.data = c;
-	ev_timer_start(c->loop, &c->guard);
+	evtest_init(&c->ev, 10.0);
 	buf_init(&c->got);
 	c->peer = -1;
 	*state = c;
@@ -81,24 +55,19 @@ static int teardown(void **state)
 	stream_free(c->s);
 	if (c->peer >= 0)
 		close(c->peer);
-	ev_timer_stop(c->loop, &c->guard);
-	ev_timer_stop(c->loop, &c->slow);
-	ev_loop_destroy(c->loop);
+	ev_timer_stop(c->ev.loop, &c->slow);
+	evtest_fini(&c->ev);
 	buf_fini(&c->got);
 	free(c);
 	return 0;
 }
 
-/* Run the loop for `sec` seconds of wall time. */
-static void run_for(struct ctx *c, double sec)
+/* The test asked a callback to free the stream it reports on. */
+static void free_if(struct ctx *c, struct stream *s, bool asked)
 {
-	bool done = false;
-	long long end = mono_ns() + (long long)(sec * 1e9);
-	while (!done && !c->timed_out) {
-		ev_run(c->loop, EVRUN_NOWAIT);
-		done = mono_ns() >= end;
-		if (!done)
-			usleep(1000);
+	if (asked) {
+		stream_free(s);
+		c->s = NULL;
 	}
 }
 
@@ -108,20 +77,14 @@ static void cb_read(struct stream *s, struct buf *in, void *ud)
 	c->n_read++;
 	buf_append(&c->got, buf_head(in), buf_avail(in));
 	buf_consume(in, buf_avail(in));
-	if (c->free_in_read) {
-		stream_free(s);
-		c->s = NULL;
-	}
+	free_if(c, s, c->free_in_read);
 }
 
 static void cb_eof(struct stream *s, void *ud)
 {
 	struct ctx *c = ud;
 	c->n_eof++;
-	if (c->free_in_eof) {
-		stream_free(s);
-		c->s = NULL;
-	}
+	free_if(c, s, c->free_in_eof);
 }
 
 static void cb_error(struct stream *s, const struct err *why, void *ud)
@@ -130,20 +93,14 @@ static void cb_error(struct stream *s, const struct err *why, void *ud)
 	c->n_error++;
 	c->error_code = why->code;
 	assert_true(why->msg[0] != '\0');
-	if (c->free_in_error) {
-		stream_free(s);
-		c->s = NULL;
-	}
+	free_if(c, s, c->free_in_error);
 }
 
 static void cb_drain(struct stream *s, void *ud)
 {
 	struct ctx *c = ud;
 	c->n_drain++;
-	if (c->free_in_drain) {
-		stream_free(s);
-		c->s = NULL;
-	}
+	free_if(c, s, c->free_in_drain);
 }
 
 static const struct stream_cbs all_cbs = {
@@ -154,7 +111,7 @@ static void make_pair(struct ctx *c, const struct stream_cbs *cbs)
 	int sv[2];
 	struct err e;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	c->s = stream_new(c->loop, sv[0], cbs, c, &e);
+	c->s = stream_new(c->ev.loop, sv[0], cbs, c, &e);
 	assert_non_null(c->s);
 	c->peer = sv[1];
 	assert_int_equal(fd_set_flags(c->peer, true, &e), 0);
@@ -192,13 +149,13 @@ static void start_slow_reader(struct ctx *c, size_t chunk)
 	c->slow_chunk = chunk;
 	ev_timer_init(&c->slow, on_slow, 0.001, 0.001);
 	c->slow.data = c;
-	ev_timer_start(c->loop, &c->slow);
+	ev_timer_start(c->ev.loop, &c->slow);
 }
 
 static void run_until_peer_got(struct ctx *c, uint64_t n)
 {
-	SPIN(c, c->peer_got >= n);
-	assert_false(c->timed_out);
+	EVTEST_SPIN(&c->ev, c->peer_got >= n);
+	assert_false(c->ev.timed_out);
 }
 
 static void test_backpressure_drains(void **state)
@@ -233,7 +190,7 @@ static void test_read_and_eof(void **state)
 	assert_int_equal(fd_write_all(c->peer, "hello ", 6, &e), 0);
 	assert_int_equal(fd_write_all(c->peer, "world", 5, &e), 0);
 	shutdown(c->peer, SHUT_WR);
-	SPIN(c, c->n_eof != 0);
+	EVTEST_SPIN(&c->ev, c->n_eof != 0);
 	assert_int_equal(c->n_eof, 1);
 	assert_int_equal(c->n_error, 0);
 	assert_int_equal(buf_avail(&c->got), 11);
@@ -245,7 +202,7 @@ static void test_read_and_eof(void **state)
 	char tmp[8];
 	assert_int_equal(fd_read_all(c->peer, tmp, 3, &e), 0);
 	assert_memory_equal(tmp, "bye", 3);
-	run_for(c, 0.02);
+	evtest_run_for(&c->ev, 0.02);
 	assert_int_equal(c->n_eof, 1);
 }
 
@@ -258,13 +215,13 @@ static void test_read_error_not_eof(void **state)
 	assert_int_equal(stream_write(c->s, "unread", 6, &e), 0);
 	close(c->peer);
 	c->peer = -1;
-	SPIN(c, c->n_error != 0 || c->n_eof != 0);
+	EVTEST_SPIN(&c->ev, c->n_error != 0 || c->n_eof != 0);
 	assert_int_equal(c->n_error, 1);
 	assert_int_equal(c->n_eof, 0);
 	assert_int_equal(c->error_code, -ECONNRESET);
 	assert_true(stream_failed(c->s));
 	assert_int_equal(stream_write(c->s, "x", 1, &e), -EPIPE);
-	run_for(c, 0.02);
+	evtest_run_for(&c->ev, 0.02);
 	assert_int_equal(c->n_error, 1);
 }
 
@@ -281,7 +238,7 @@ static void test_write_error_deferred(void **state)
 	assert_int_equal(c->n_error, 0);
 	assert_false(stream_writable(c->s));
 	assert_int_equal(stream_write(c->s, "y", 1, &e), -EPIPE);
-	SPIN(c, c->n_error != 0);
+	EVTEST_SPIN(&c->ev, c->n_error != 0);
 	assert_int_equal(c->n_error, 1);
 	assert_int_equal(c->error_code, -EPIPE);
 	assert_int_equal(c->n_eof, 0);
@@ -304,13 +261,13 @@ static void test_shutdown_after_drain_socket(void **state)
 	assert_false(stream_write_closed(c->s)); /* waits for the queue */
 	assert_int_equal(stream_write(c->s, "late", 4, &e), -EPIPE);
 	start_slow_reader(c, 128 * 1024);
-	SPIN(c, c->peer_eof);
-	assert_false(c->timed_out);
+	EVTEST_SPIN(&c->ev, c->peer_eof);
+	assert_false(c->ev.timed_out);
 	assert_int_equal(c->peer_got, total); /* every byte before the EOF */
 	assert_true(stream_write_closed(c->s));
 	/* the read side stays open: the peer can still talk to us */
 	assert_int_equal(fd_write_all(c->peer, "ok", 2, &e), 0);
-	SPIN(c, buf_avail(&c->got) >= 2);
+	EVTEST_SPIN(&c->ev, buf_avail(&c->got) >= 2);
 	assert_memory_equal(buf_head(&c->got), "ok", 2);
 	assert_int_equal(c->n_error, 0);
 }
@@ -322,7 +279,7 @@ static void test_shutdown_pipe_closes(void **state)
 	struct err e;
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
 	static const struct stream_cbs wcbs = {.on_error = cb_error, .on_drain = cb_drain};
-	c->s = stream_new(c->loop, p[1], &wcbs, c, &e);
+	c->s = stream_new(c->ev.loop, p[1], &wcbs, c, &e);
 	assert_non_null(c->s);
 	c->peer = p[0];
 	assert_int_equal(fd_set_flags(c->peer, true, &e), 0);
@@ -336,8 +293,8 @@ static void test_shutdown_pipe_closes(void **state)
 	stream_shutdown_write(c->s);
 	assert_true(stream_fd(c->s) >= 0);
 	start_slow_reader(c, 16384);
-	SPIN(c, c->peer_eof);
-	assert_false(c->timed_out);
+	EVTEST_SPIN(&c->ev, c->peer_eof);
+	assert_false(c->ev.timed_out);
 	assert_int_equal(c->peer_got, total);
 	assert_int_equal(stream_fd(c->s), -1); /* a pipe cannot half-close: it was closed */
 	assert_true(stream_write_closed(c->s));
@@ -351,10 +308,10 @@ static void test_pause_resume(void **state)
 	stream_pause_read(c->s);
 	assert_true(stream_read_paused(c->s));
 	assert_int_equal(fd_write_all(c->peer, "abc", 3, &e), 0);
-	run_for(c, 0.03);
+	evtest_run_for(&c->ev, 0.03);
 	assert_int_equal(c->n_read, 0);
 	stream_resume_read(c->s);
-	SPIN(c, c->n_read != 0);
+	EVTEST_SPIN(&c->ev, c->n_read != 0);
 	assert_int_equal(buf_avail(&c->got), 3);
 	assert_memory_equal(buf_head(&c->got), "abc", 3);
 }
@@ -366,7 +323,7 @@ static void test_free_in_read(void **state)
 	c->free_in_read = true;
 	struct err e;
 	assert_int_equal(fd_write_all(c->peer, "zz", 2, &e), 0);
-	SPIN(c, c->n_read != 0);
+	EVTEST_SPIN(&c->ev, c->n_read != 0);
 	assert_null(c->s);
 	/* the fd was closed at once: the peer sees EOF */
 	char tmp;
@@ -375,7 +332,7 @@ static void test_free_in_read(void **state)
 	while ((r = read(c->peer, &tmp, 1)) < 0 && errno == EAGAIN && n++ < 1000)
 		usleep(1000);
 	assert_int_equal(r, 0);
-	run_for(c, 0.01);
+	evtest_run_for(&c->ev, 0.01);
 	assert_int_equal(c->n_read, 1);
 }
 
@@ -387,7 +344,7 @@ static void test_free_in_eof_error_drain(void **state)
 	make_pair(c, &all_cbs);
 	c->free_in_eof = true;
 	shutdown(c->peer, SHUT_WR);
-	SPIN(c, c->n_eof != 0);
+	EVTEST_SPIN(&c->ev, c->n_eof != 0);
 	assert_null(c->s);
 	close(c->peer);
 	/* error (deferred write error) */
@@ -397,7 +354,7 @@ static void test_free_in_eof_error_drain(void **state)
 	close(c->peer);
 	c->peer = -1;
 	assert_int_equal(stream_write(c->s, "x", 1, &e), 0);
-	SPIN(c, c->n_error != 0);
+	EVTEST_SPIN(&c->ev, c->n_error != 0);
 	assert_null(c->s);
 	/* drain */
 	make_pair(c, &all_cbs);
@@ -409,9 +366,9 @@ static void test_free_in_eof_error_drain(void **state)
 	assert_int_equal(stream_write(c->s, big, sizeof(big), &e), 0);
 	assert_true(stream_pending(c->s) > 0);
 	start_slow_reader(c, 1 << 20);
-	SPIN(c, c->n_drain != 0);
+	EVTEST_SPIN(&c->ev, c->n_drain != 0);
 	assert_null(c->s);
-	run_for(c, 0.01);
+	evtest_run_for(&c->ev, 0.01);
 	assert_int_equal(c->n_drain, 1);
 }
 
@@ -425,7 +382,7 @@ static void test_steal_fd(void **state)
 	assert_int_equal(stream_fd(c->s), -1);
 	assert_int_equal(stream_write(c->s, "x", 1, &e), -EPIPE);
 	assert_int_equal(fd_write_all(c->peer, "q", 1, &e), 0);
-	run_for(c, 0.02);
+	evtest_run_for(&c->ev, 0.02);
 	assert_int_equal(c->n_read, 0); /* no longer watched */
 	char ch;
 	assert_int_equal(fd_read_all(fd, &ch, 1, &e), 0); /* still usable by the new owner */
@@ -443,11 +400,11 @@ static void test_pty_eio_is_eof(void **state)
 	struct err e;
 	if (openpty(&master, &slave, NULL, NULL, NULL) < 0)
 		skip();
-	c->s = stream_new(c->loop, master, &all_cbs, c, &e);
+	c->s = stream_new(c->ev.loop, master, &all_cbs, c, &e);
 	assert_non_null(c->s);
 	assert_int_equal(fd_write_all(slave, "tty\n", 4, &e), 0);
 	close(slave);
-	SPIN(c, c->n_eof != 0 || c->n_error != 0);
+	EVTEST_SPIN(&c->ev, c->n_eof != 0 || c->n_error != 0);
 	assert_int_equal(c->n_eof, 1);
 	assert_int_equal(c->n_error, 0);
 	assert_true(buf_avail(&c->got) >= 3);
@@ -459,12 +416,12 @@ static void test_bad_fd(void **state)
 	struct ctx *c = *state;
 	struct err e;
 	err_clear(&e);
-	assert_null(stream_new(c->loop, -1, &all_cbs, c, &e));
+	assert_null(stream_new(c->ev.loop, -1, &all_cbs, c, &e));
 	assert_int_equal(e.code, -EBADF);
 	int fd = dup(0);
 	close(fd);
 	err_clear(&e);
-	assert_null(stream_new(c->loop, fd, &all_cbs, c, &e)); /* closed fd */
+	assert_null(stream_new(c->ev.loop, fd, &all_cbs, c, &e)); /* closed fd */
 	assert_int_equal(e.code, -EBADF);
 	stream_free(NULL);
 }

@@ -193,6 +193,18 @@ static void exchange(int a, int b)
 }
 
 /* Read until EOF (or 1 s); returns bytes read into buf. */
+/* Accept the peer of the connected fd c on lfd (NONBLOCK|CLOEXEC), check that bytes flow both
+ * ways, and close both. */
+static void accept_exchange(int lfd, int c)
+{
+	int s = accept_wait(lfd, 1000);
+	assert_true(s >= 0);
+	assert_true(is_nonblock_cloexec(s));
+	exchange(c, s);
+	close(c);
+	close(s);
+}
+
 static size_t read_to_eof(int fd, char *buf, size_t cap)
 {
 	struct err e;
@@ -238,12 +250,7 @@ static void test_hybrid_guest_to_host(void **state)
 	if (c < 0)
 		fail_msg("dial: %s", e.msg);
 	assert_true(is_nonblock_cloexec(c));
-	int s = accept_wait(lfd, 1000);
-	assert_true(s >= 0);
-	assert_true(is_nonblock_cloexec(s));
-	exchange(c, s);
-	close(c);
-	close(s);
+	accept_exchange(lfd, c);
 	vsock_unlisten(&f->hybrid, port, lfd);
 	assert_false(exists(p));
 	assert_int_equal(vsock_dial(&f->hybrid, port, 200, &e), -ENOENT);
@@ -589,6 +596,76 @@ static void test_async_dialer(void **state)
 	ev_loop_destroy(loop);
 }
 
+/* The guest->host direction (vsock_dialer_new_host, what ferry-gcs dials): hybrid/unix connect
+ * "PATH_P" with no CONNECT line, tcp maps the port (localhost without a name lookup); every
+ * outcome comes from the loop. */
+static void test_async_dialer_to_host(void **state)
+{
+	struct fixture *f = *state;
+	struct err e;
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	assert_non_null(loop);
+	const uint32_t port = 0x40000006u;
+
+	/* nobody listens: -ENOENT, and a stale socket file: -ECONNREFUSED */
+	struct dial_result r0 = {.fd = -1};
+	struct vsock_dialer *d =
+	    vsock_dialer_new_host(loop, &f->hybrid, port, 1000, dial_cb, &r0, &e);
+	assert_non_null(d);
+	assert_int_equal(r0.calls, 0); /* never from inside _new */
+	run_until(loop, &r0);
+	assert_int_equal(r0.calls, 1);
+	assert_int_equal(r0.fd, -ENOENT);
+	vsock_dialer_free(d);
+	int stale = vsock_listen(&f->hybrid, port, &e);
+	assert_true(stale >= 0);
+	close(stale);
+	struct dial_result r1 = {.fd = -1};
+	d = vsock_dialer_new_host(loop, &f->hybrid, port, 1000, dial_cb, &r1, &e);
+	assert_non_null(d);
+	run_until(loop, &r1);
+	assert_int_equal(r1.fd, -ECONNREFUSED);
+	vsock_dialer_free(d);
+
+	/* the host's listener gets the connection; the first bytes are the caller's own */
+	char s[64];
+	unsigned base = 30000 + (unsigned)(getpid() % 1000) * 20;
+	snprintf(s, sizeof(s), "tcp:localhost:%u", base);
+	struct vsock_addr tcp;
+	assert_int_equal(vsock_addr_parse(s, &tcp, &e), 0);
+	const struct vsock_addr *as[3] = {&f->hybrid, &f->unixa, &tcp};
+	for (int i = 0; i < 3; i++) {
+		int lfd = vsock_listen(as[i], port, &e);
+		if (lfd < 0)
+			fail_msg("listen %s: %s", vsock_kind_name(as[i]->kind), e.msg);
+		struct dial_result r = {.fd = -1, .free_in_cb = true};
+		d = vsock_dialer_new_host(loop, as[i], port, 1000, dial_cb, &r, &e);
+		assert_non_null(d);
+		run_until(loop, &r);
+		assert_int_equal(r.calls, 1);
+		if (r.fd < 0)
+			fail_msg("dial %s: %s", vsock_kind_name(as[i]->kind), r.e.msg);
+		assert_true(is_nonblock_cloexec(r.fd));
+		if (as[i] == &tcp) {
+			int nd = 0;
+			socklen_t sl = sizeof(nd);
+			assert_int_equal(getsockopt(r.fd, IPPROTO_TCP, TCP_NODELAY, &nd, &sl), 0);
+			assert_true(nd != 0);
+		}
+		accept_exchange(lfd, r.fd);
+		vsock_unlisten(as[i], port, lfd);
+	}
+
+	/* an address that cannot be dialled at all fails at once, with no callback */
+	struct vsock_addr hv;
+	assert_int_equal(vsock_addr_parse("hvsock:{E0E16197-DD56-4A10-9195-5EE7A155A838}", &hv, &e),
+	                 0);
+	assert_null(vsock_dialer_new_host(loop, &hv, port, 1000, dial_cb, &r0, &e));
+	assert_int_equal(e.code, -EAFNOSUPPORT);
+	assert_int_equal(r0.calls, 1);
+	ev_loop_destroy(loop);
+}
+
 /* ---- tcp ---- */
 
 static void test_tcp_loopback(void **state)
@@ -662,11 +739,7 @@ static void test_unix(void **state)
 	assert_true(exists(p));
 	int c = vsock_dial(&f->unixa, 564, 500, &e);
 	assert_true(c >= 0);
-	int s = accept_wait(lfd, 1000);
-	assert_true(s >= 0);
-	exchange(c, s);
-	close(c);
-	close(s);
+	accept_exchange(lfd, c);
 	vsock_unlisten(&f->unixa, 564, lfd);
 	assert_false(exists(p));
 	/* host->guest without a muxer: PATH.guest_P, no handshake */
@@ -676,11 +749,7 @@ static void test_unix(void **state)
 	c = vsock_dial_guest(&f->unixa, 1, 500, &hp, &e);
 	assert_true(c >= 0);
 	assert_int_equal(hp, 0);
-	s = accept_wait(g, 1000);
-	assert_true(s >= 0);
-	exchange(s, c);
-	close(c);
-	close(s);
+	accept_exchange(g, c);
 	/* the libev dialer on unix: (no handshake) */
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	struct dial_result r = {.fd = -1};
@@ -689,11 +758,7 @@ static void test_unix(void **state)
 	run_until(loop, &r);
 	assert_int_equal(r.calls, 1);
 	assert_true(r.fd >= 0);
-	s = accept_wait(g, 1000);
-	assert_true(s >= 0);
-	exchange(r.fd, s);
-	close(r.fd);
-	close(s);
+	accept_exchange(g, r.fd);
 	vsock_dialer_free(d);
 	ev_loop_destroy(loop);
 	vsock_unlisten_guest(&f->unixa, 1, g);
@@ -721,11 +786,7 @@ static void test_vsock_loopback(void **state)
 		print_message("vsock loopback dial unavailable: %s\n", e.msg);
 		skip();
 	}
-	int s = accept_wait(lfd, 1000);
-	assert_true(s >= 0);
-	exchange(c, s);
-	close(c);
-	close(s);
+	accept_exchange(lfd, c);
 	vsock_unlisten(&a, port, lfd);
 }
 
@@ -737,6 +798,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hybrid_payload_and_split, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hybrid_refused_and_timeout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_async_dialer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_async_dialer_to_host, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tcp_loopback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unix, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vsock_loopback, setup, teardown),
