@@ -1,6 +1,7 @@
-/* The host GCS client: bridge listener + one accept, negotiation, the container RPCs, the
- * container wait table and the generic call path (request JSON built with jansson, response
- * Result/ErrorMessage turned into a struct gcs_result).  Framing, ids, timeouts and the
+/* The host GCS client: bridge listener + accept, negotiation (offering FerryStdioResume), the
+ * container wait table, the call path (requests encoded and responses decoded with the
+ * bridge/msg.h codecs, Result/ErrorMessage turned into a struct gcs_result) and the
+ * migration verbs (cut, relisten, wake, adopted waits).  Framing, ids, timeouts and the
  * 64 KiB receive cap are bridge/client.h's job; this file gives them meaning. */
 #include "host/gcs_client.h"
 
@@ -11,21 +12,31 @@
 #include "bridge/client.h"
 #include "bridge/proto.h"
 #include "common/fdio.h"
+#include "common/log.h"
 #include "common/vsock.h"
 #include "common/xalloc.h"
+#include "host/process.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #define DEFAULT_ACCEPT_TIMEOUT_MS 120000
 #define MAX_CONTAINER_ID          256
 
-enum client_state { ST_LISTENING, ST_NEGOTIATING, ST_READY, ST_FAILED, ST_CLOSED };
+/* ST_CUT: connections dropped by gcs_client_cut, state kept, nothing listening. */
+enum client_state { ST_LISTENING, ST_NEGOTIATING, ST_READY, ST_FAILED, ST_CLOSED, ST_CUT };
 
-/* One outstanding call made through gcs_client_call. */
+/* One outstanding call: typed (resp_kind != BMSG_NONE, mdone) or raw (rdone). */
 struct call {
 	struct call *prev, *next;
 	struct gcs_client *c;
 	int64_t id;
 	uint32_t rpc;
-	gcs_raw_fn done;
+	enum bridge_msg_kind resp_kind;
+	bool check_gdc; /* NegotiateProtocol: GuestDefinedCapabilities must be present */
+	gcs_msg_fn mdone;
+	gcs_raw_fn rdone;
 	void *ud;
 };
 
@@ -50,29 +61,14 @@ struct gcs_client {
 	uint32_t next_port;
 	struct call *calls;
 	struct wait_entry *waits;
+	bool negotiated_once; /* a negotiation succeeded before: the next one is a reconnect */
+	bool adopted;         /* state adopted from another host: links probe on negotiation */
 	struct gcs_client_link links; /* list head (sentinel) */
 	unsigned depth;
 	bool free_pending;
 };
 
 /* ---- helpers ---- */
-
-json_t *gcs_json_get(const json_t *obj, const char *key)
-{
-	if (!json_is_object(obj))
-		return NULL;
-	json_t *v = json_object_get(obj, key);
-	if (v)
-		return v;
-	const char *k;
-	json_t *val;
-	json_object_foreach((json_t *)obj, k, val)
-	{
-		if (strcasecmp(k, key) == 0)
-			return val;
-	}
-	return NULL;
-}
 
 const char *gcs_hresult_name(int32_t hr)
 {
@@ -191,6 +187,19 @@ bool gcs_client_container_registered(struct gcs_client *c, const char *id)
 	return id && wait_find(c, id) != NULL;
 }
 
+char **gcs_client_registered_containers(struct gcs_client *c, size_t *n)
+{
+	size_t k = 0;
+	for (struct wait_entry *w = c->waits; w; w = w->next)
+		k++;
+	char **v = xcalloc(k + 1, sizeof(*v));
+	k = 0;
+	for (struct wait_entry *w = c->waits; w; w = w->next)
+		v[k++] = xstrdup(w->id);
+	*n = k;
+	return v;
+}
+
 /* ---- calls ---- */
 
 static void call_unlink(struct gcs_client *c, struct call *k)
@@ -203,100 +212,207 @@ static void call_unlink(struct gcs_client *c, struct call *k)
 		k->next->prev = k->prev;
 }
 
+static void result_remote(struct gcs_result *r, uint32_t rpc, const struct bridge_resp_base *b)
+{
+	memset(r, 0, sizeof(*r));
+	r->hresult = b->result;
+	const char *m = b->error_message;
+	r->status = err_set(&r->err, -EREMOTEIO, "%s: guest error 0x%08x (%s)%s%s",
+	                    bridge_type_name(rpc), (uint32_t)r->hresult,
+	                    gcs_hresult_name(r->hresult), m && *m ? ": " : "", m && *m ? m : "");
+}
+
+/* NegotiateProtocol: the Go host fails when GuestDefinedCapabilities is absent; the typed
+ * struct cannot tell absent from {}, so look for the member itself. */
+static bool has_gdc(const char *json, size_t len)
+{
+	json_t *o = json_loadb(json, len, 0, NULL);
+	bool found = false;
+	const char *k;
+	json_t *v, *caps = NULL;
+	json_object_foreach(o, k, v)
+	{
+		if (strcasecmp(k, "Capabilities") == 0)
+			caps = v;
+	}
+	json_object_foreach(caps, k, v)
+	{
+		if (strcasecmp(k, "GuestDefinedCapabilities") == 0 && json_is_object(v))
+			found = true;
+	}
+	json_decref(o);
+	return found;
+}
+
 static void on_call_done(struct bridge_client *bc, int status, const char *json, size_t len,
                          const struct err *why, void *ud)
 {
 	struct call *k = ud;
 	struct gcs_client *c = k->c;
 	struct gcs_result r;
-	json_t *resp = NULL;
 	bool fatal = false;
 	(void)bc;
 	enter(c);
 	call_unlink(c, k);
+	enum bridge_msg_kind kind = k->resp_kind != BMSG_NONE ? k->resp_kind : BMSG_RESP_BASE;
+	size_t sz = bridge_msg_struct_size(kind);
+	void *resp = xcalloc(1, sz);
+	json_t *raw = NULL;
+	bool decoded = false;
 	if (status < 0) {
 		result_err(&r, why);
+	} else if (bridge_msg_decode(kind, json, len, resp, &r.err) < 0) {
+		int rc = r.err.code;
+		struct err de = r.err;
+		result_ok(&r);
+		r.status =
+		    err_set(&r.err, rc, "%s: bad response: %s", bridge_type_name(k->rpc), de.msg);
+		/* Like the Go host: a response that does not decode kills the bridge. */
+		fatal = true;
 	} else {
-		json_error_t je;
-		resp = json_loadb(json, len, 0, &je);
-		json_t *res = gcs_json_get(resp, "Result");
-		if (!json_is_object(resp) || !json_is_integer(res)) {
+		decoded = true;
+		const struct bridge_resp_base *b = resp; /* every response struct starts with it */
+		if (b->result != 0)
+			result_remote(&r, k->rpc, b);
+		else
 			result_ok(&r);
+		if (r.status == 0 && k->check_gdc && !has_gdc(json, len))
 			r.status =
-			    err_set(&r.err, -EBADMSG, "%s: bad response: %s",
-			            bridge_type_name(k->rpc), resp ? "no integer Result" : je.text);
-			/* Like the Go host: a response that does not decode kills the bridge. */
-			fatal = true;
-		} else if (json_integer_value(res) != 0) {
-			result_ok(&r);
-			r.hresult = (int32_t)(uint32_t)json_integer_value(res);
-			json_t *m = gcs_json_get(resp, "ErrorMessage");
-			r.status =
-			    err_set(&r.err, -EREMOTEIO, "%s: guest error 0x%08x (%s)%s%s",
-			            bridge_type_name(k->rpc), (uint32_t)r.hresult,
-			            gcs_hresult_name(r.hresult), json_is_string(m) ? ": " : "",
-			            json_is_string(m) ? json_string_value(m) : "");
-		} else {
-			result_ok(&r);
-		}
+			    err_set(&r.err, -EPROTO, "negotiate: GuestDefinedCapabilities missing");
+		if (k->rdone)
+			raw = json_loadb(json, len, 0, NULL);
 	}
-	if (k->done)
-		k->done(c, &r, r.status == 0 || r.status == -EREMOTEIO ? resp : NULL, k->ud);
-	json_decref(resp);
+	bool usable = decoded && (r.status == 0 || r.status == -EREMOTEIO);
+	if (k->mdone)
+		k->mdone(c, &r, usable ? resp : NULL, k->ud);
+	else if (k->rdone)
+		k->rdone(c, &r, usable ? raw : NULL, k->ud);
+	json_decref(raw);
+	if (decoded)
+		bridge_msg_fini(kind, resp);
+	free(resp);
 	free(k);
 	if (fatal && !c->free_pending && c->bc)
 		bridge_client_close(c->bc, &r.err);
 	leave(c);
 }
 
-static int send_call(struct gcs_client *c, uint32_t rpc, const char *container_id, json_t *body,
-                     int timeout_ms, gcs_raw_fn done, void *ud, uint64_t *id_out, struct err *e)
+static void call_link(struct gcs_client *c, struct call *k)
 {
-	if (!c->bc || c->state == ST_CLOSED || c->state == ST_FAILED)
-		return err_set(e, -ENOTCONN, "%s: gcs bridge is closed", bridge_type_name(rpc));
-	if (container_id && strlen(container_id) > MAX_CONTAINER_ID)
-		return err_set(e, -EINVAL, "%s: container id too long", bridge_type_name(rpc));
-	/* Base fields first, in Go struct order, then the body's own members. */
-	json_t *req = json_object();
-	if (container_id)
-		json_object_set_new(req, "ContainerId", json_string(container_id));
-	json_object_set_new(req, "ActivityId", json_string(GCS_NULL_CONTAINER_ID));
-	if (body && json_object_update_missing(req, body) < 0) {
-		json_decref(req);
-		return err_set(e, -EINVAL, "%s: body is not an object", bridge_type_name(rpc));
-	}
-	char *text = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	if (!text)
-		return err_set(e, -EINVAL, "%s: cannot encode request", bridge_type_name(rpc));
-	/* The Go host writes with json.Encoder: the payload ends with '\n'. */
-	size_t len = strlen(text);
-	char *payload = xmalloc(len + 2);
-	memcpy(payload, text, len);
-	payload[len] = '\n';
-	free(text);
-	struct call *k = xcalloc(1, sizeof(*k));
-	k->c = c;
-	k->rpc = rpc;
-	k->done = done;
-	k->ud = ud;
-	int bt = timeout_ms == 0  ? BRIDGE_TIMEOUT_DEFAULT
-	         : timeout_ms < 0 ? BRIDGE_TIMEOUT_NONE
-	                          : timeout_ms;
-	int rc = bridge_client_call_ex(c->bc, (enum bridge_rpc)rpc, payload, len + 1, bt,
-	                               on_call_done, k, &k->id, e);
-	free(payload);
-	if (rc < 0) {
-		free(k);
-		return err_prefix(e, "%s", bridge_type_name(rpc));
-	}
 	k->next = c->calls;
+	k->prev = NULL;
 	if (c->calls)
 		c->calls->prev = k;
 	c->calls = k;
+}
+
+static bool bridge_usable(const struct gcs_client *c)
+{
+	return c->bc && c->state != ST_CLOSED && c->state != ST_FAILED &&
+	       !bridge_client_closed(c->bc);
+}
+
+/* Send an encoded payload; `k` is linked on success and freed on failure. */
+static int send_payload(struct gcs_client *c, struct call *k, const char *payload, size_t len,
+                        int timeout_ms, uint64_t *id_out, struct err *e)
+{
+	int bt = timeout_ms == 0  ? BRIDGE_TIMEOUT_DEFAULT
+	         : timeout_ms < 0 ? BRIDGE_TIMEOUT_NONE
+	                          : timeout_ms;
+	int rc = bridge_client_call_ex(c->bc, (enum bridge_rpc)k->rpc, payload, len, bt,
+	                               on_call_done, k, &k->id, e);
+	if (rc < 0) {
+		uint32_t rpc = k->rpc;
+		free(k);
+		return err_prefix(e, "%s", bridge_type_name(rpc));
+	}
+	call_link(c, k);
 	if (id_out)
 		*id_out = (uint64_t)k->id;
 	return 0;
+}
+
+static int send_msg(struct gcs_client *c, uint32_t rpc, const char *container_id,
+                    enum bridge_msg_kind req_kind, const void *req, enum bridge_msg_kind resp_kind,
+                    int timeout_ms, gcs_msg_fn done, void *ud, uint64_t *id_out, struct err *e)
+{
+	if (!bridge_usable(c))
+		return err_set(e, -ENOTCONN, "%s: gcs bridge is closed", bridge_type_name(rpc));
+	if (container_id && strlen(container_id) > MAX_CONTAINER_ID)
+		return err_set(e, -EINVAL, "%s: container id too long", bridge_type_name(rpc));
+	size_t sz = bridge_msg_struct_size(req_kind);
+	if (sz == 0 || !req || resp_kind <= BMSG_NONE || resp_kind >= BMSG_KIND_COUNT)
+		return err_set(e, -EINVAL, "%s: bad message kind", bridge_type_name(rpc));
+	/* Encode a copy whose base carries the container id (borrowed pointer). */
+	_cleanup_free_ void *copy = xmalloc(sz);
+	memcpy(copy, req, sz);
+	struct bridge_req_base *base = copy;
+	base->container_id = (char *)(container_id ? container_id : "");
+	_cleanup_free_ char *payload = NULL;
+	size_t len = 0;
+	if (bridge_msg_encode(req_kind, copy, &payload, &len, e) < 0)
+		return err_prefix(e, "%s", bridge_type_name(rpc));
+	struct call *k = xcalloc(1, sizeof(*k));
+	k->c = c;
+	k->rpc = rpc;
+	k->resp_kind = resp_kind;
+	k->mdone = done;
+	k->ud = ud;
+	k->check_gdc = rpc == RPC_NEGOTIATE_PROTOCOL;
+	return send_payload(c, k, payload, len, timeout_ms, id_out, e);
+}
+
+int gcs_client_call_msg(struct gcs_client *c, uint32_t rpc, const char *container_id,
+                        enum bridge_msg_kind req_kind, const void *req,
+                        enum bridge_msg_kind resp_kind, int timeout_ms, gcs_msg_fn done, void *ud,
+                        uint64_t *id_out, struct err *e)
+{
+	if (c->state != ST_READY)
+		return err_set(e, -ENOTCONN, "%s: gcs bridge not negotiated",
+		               bridge_type_name(rpc));
+	return send_msg(c, rpc, container_id, req_kind, req, resp_kind, timeout_ms, done, ud,
+	                id_out, e);
+}
+
+/* A request whose body is not one of msg.h's structs (the null container's config, the raw
+ * escape hatch): the base is encoded by msg.h, the body's own members spliced in after it. */
+static int send_body(struct gcs_client *c, uint32_t rpc, const char *container_id, json_t *body,
+                     int timeout_ms, enum bridge_msg_kind resp_kind, gcs_msg_fn mdone,
+                     gcs_raw_fn rdone, void *ud, uint64_t *id_out, struct err *e)
+{
+	if (!bridge_usable(c))
+		return err_set(e, -ENOTCONN, "%s: gcs bridge is closed", bridge_type_name(rpc));
+	if (body && !json_is_object(body))
+		return err_set(e, -EINVAL, "%s: body is not an object", bridge_type_name(rpc));
+	if (container_id && strlen(container_id) > MAX_CONTAINER_ID)
+		return err_set(e, -EINVAL, "%s: container id too long", bridge_type_name(rpc));
+	struct bridge_req_base base = {.container_id = (char *)(container_id ? container_id : "")};
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	if (bridge_req_base_encode(&base, &text, &len, e) < 0)
+		return err_prefix(e, "%s", bridge_type_name(rpc));
+	json_t *req = json_loadb(text, len, 0, NULL);
+	if (!req)
+		return err_set(e, -EINVAL, "%s: cannot encode request", bridge_type_name(rpc));
+	if (body)
+		json_object_update_missing(req, body);
+	char *out = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	if (!out)
+		return err_set(e, -EINVAL, "%s: cannot encode request", bridge_type_name(rpc));
+	size_t n = strlen(out);
+	_cleanup_free_ char *payload = xmalloc(n + 2);
+	memcpy(payload, out, n);
+	payload[n] = '\n'; /* as the Go host's json.Encoder */
+	free(out);
+	struct call *k = xcalloc(1, sizeof(*k));
+	k->c = c;
+	k->rpc = rpc;
+	k->resp_kind = resp_kind;
+	k->mdone = mdone;
+	k->rdone = rdone;
+	k->ud = ud;
+	return send_payload(c, k, payload, n + 1, timeout_ms, id_out, e);
 }
 
 int gcs_client_call(struct gcs_client *c, uint32_t rpc, const char *container_id, json_t *body,
@@ -305,7 +421,8 @@ int gcs_client_call(struct gcs_client *c, uint32_t rpc, const char *container_id
 	if (c->state != ST_READY)
 		return err_set(e, -ENOTCONN, "%s: gcs bridge not negotiated",
 		               bridge_type_name(rpc));
-	return send_call(c, rpc, container_id, body, timeout_ms, done, ud, id_out, e);
+	return send_body(c, rpc, container_id, body, timeout_ms, BMSG_NONE, NULL, done, ud, id_out,
+	                 e);
 }
 
 void gcs_client_cancel(struct gcs_client *c, uint64_t id)
@@ -320,10 +437,60 @@ void gcs_client_cancel(struct gcs_client *c, uint64_t id)
 	}
 }
 
+int gcs_client_preregister_wait(struct gcs_client *c, uint64_t id, gcs_msg_fn done, void *ud,
+                                struct err *e)
+{
+	if (id > (uint64_t)INT64_MAX)
+		return err_set(e, -EINVAL, "preregister: bad wait id %llu", (unsigned long long)id);
+	if (!c->bc || c->state == ST_CLOSED || c->state == ST_FAILED)
+		return err_set(e, -ECONNRESET, "preregister: gcs bridge is closed");
+	struct call *k = xcalloc(1, sizeof(*k));
+	k->c = c;
+	k->rpc = RPC_WAIT_FOR_PROCESS;
+	k->resp_kind = BMSG_WAIT_RESP;
+	k->mdone = done;
+	k->ud = ud;
+	k->id = (int64_t)id;
+	if (bridge_client_preregister(c->bc, (int64_t)id, on_call_done, k, e) < 0) {
+		free(k);
+		return err_prefix(e, "adopt wait id=%llu", (unsigned long long)id);
+	}
+	call_link(c, k);
+	return 0;
+}
+
+uint64_t *gcs_client_outstanding_ids(struct gcs_client *c, size_t *n)
+{
+	size_t k = 0;
+	for (struct call *q = c->calls; q; q = q->next)
+		k++;
+	uint64_t *v = xcalloc(k + 1, sizeof(*v));
+	k = 0;
+	for (struct call *q = c->calls; q; q = q->next)
+		v[k++] = (uint64_t)q->id;
+	*n = k;
+	return v;
+}
+
 /* ---- negotiation ---- */
+
+static int listen_bridge(struct gcs_client *c, struct err *e);
+
+static void notify_links(struct gcs_client *c, bool reconnect)
+{
+	for (struct gcs_client_link *l = c->links.next; l != &c->links;) {
+		struct gcs_client_link *next = l->next;
+		if (l->on_negotiated)
+			l->on_negotiated(l, reconnect);
+		if (c->free_pending)
+			return;
+		l = next;
+	}
+}
 
 static void ready(struct gcs_client *c, int status, const struct err *e)
 {
+	bool reconnect = c->negotiated_once;
 	if (status < 0) {
 		c->state = ST_FAILED;
 		if (c->lfd >= 0) {
@@ -334,9 +501,16 @@ static void ready(struct gcs_client *c, int status, const struct err *e)
 		ev_timer_stop(c->loop, &c->accept_timer);
 	} else {
 		c->state = ST_READY;
+		c->negotiated_once = true;
 	}
-	if (c->ops.on_ready)
+	if (reconnect) {
+		if (c->ops.on_reconnect)
+			c->ops.on_reconnect(c, status, e, c->ud);
+	} else if (c->ops.on_ready) {
 		c->ops.on_ready(c, status, e, c->ud);
+	}
+	if (status == 0 && !c->free_pending)
+		notify_links(c, reconnect || c->adopted);
 	/* A connection that failed to set up is useless: drop it (no-op if already closed). */
 	if (status < 0 && !c->free_pending && c->bc && !bridge_client_closed(c->bc)) {
 		struct err why = e ? *e : (struct err){.code = status};
@@ -344,7 +518,8 @@ static void ready(struct gcs_client *c, int status, const struct err *e)
 	}
 }
 
-static void on_null_start(struct gcs_client *c, const struct gcs_result *r, json_t *resp, void *ud)
+static void on_null_start(struct gcs_client *c, const struct gcs_result *r, const void *resp,
+                          void *ud)
 {
 	(void)resp;
 	(void)ud;
@@ -357,7 +532,8 @@ static void on_null_start(struct gcs_client *c, const struct gcs_result *r, json
 	ready(c, 0, NULL);
 }
 
-static void on_null_create(struct gcs_client *c, const struct gcs_result *r, json_t *resp, void *ud)
+static void on_null_create(struct gcs_client *c, const struct gcs_result *r, const void *resp,
+                           void *ud)
 {
 	(void)resp;
 	(void)ud;
@@ -372,68 +548,62 @@ static void on_null_create(struct gcs_client *c, const struct gcs_result *r, jso
 		ready(c, 0, NULL);
 		return;
 	}
-	if (send_call(c, RPC_START, GCS_NULL_CONTAINER_ID, NULL, 0, on_null_start, NULL, NULL, &e) <
-	    0)
+	struct bridge_req_base req = {0};
+	if (send_msg(c, RPC_START, GCS_NULL_CONTAINER_ID, BMSG_REQ_BASE, &req, BMSG_RESP_BASE, 0,
+	             on_null_start, NULL, NULL, &e) < 0)
 		ready(c, e.code, &e);
 }
 
-static bool jbool(const json_t *o, const char *k)
+static int parse_caps(struct gcs_client *c, const struct bridge_negotiate_resp *resp, struct err *e)
 {
-	return json_is_true(gcs_json_get(o, k));
-}
-
-static int parse_caps(struct gcs_client *c, json_t *resp, struct err *e)
-{
-	json_t *ver = gcs_json_get(resp, "Version");
-	if (!json_is_integer(ver) || json_integer_value(ver) != GCS_PV_V4)
-		return err_set(e, -EPROTO,
-		               "negotiate: guest selected protocol version %lld, want 4",
-		               json_is_integer(ver) ? (long long)json_integer_value(ver) : 0LL);
-	json_t *caps = gcs_json_get(resp, "Capabilities");
-	if (!json_is_object(caps))
-		return err_set(e, -EPROTO, "negotiate: no Capabilities object");
-	json_t *os = gcs_json_get(caps, "RuntimeOsType");
+	if (resp->version != GCS_PV_V4)
+		return err_set(e, -EPROTO, "negotiate: guest selected protocol version %u, want 4",
+		               resp->version);
+	const struct bridge_gcs_caps *caps = &resp->caps;
 	/* The Go host assumes "windows" when RuntimeOsType is empty. */
 	const char *ost =
-	    json_is_string(os) && json_string_length(os) > 0 ? json_string_value(os) : "windows";
+	    caps->runtime_os_type && *caps->runtime_os_type ? caps->runtime_os_type : "windows";
 	if (strcasecmp(ost, "linux") != 0)
 		return err_set(e, -EPROTO,
 		               "negotiate: guest RuntimeOsType is \"%.40s\", want linux", ost);
-	json_t *gdc = gcs_json_get(caps, "GuestDefinedCapabilities");
-	if (!json_is_object(gdc))
-		return err_set(e, -EPROTO, "negotiate: GuestDefinedCapabilities missing");
 	struct gcs_caps *k = &c->caps;
+	memset(k, 0, sizeof(*k));
 	k->version = GCS_PV_V4;
 	snprintf(k->runtime_os_type, sizeof(k->runtime_os_type), "%s", ost);
-	k->send_host_create_message = jbool(caps, "SendHostCreateMessage");
-	k->send_host_start_message = jbool(caps, "SendHostStartMessage");
-	k->hv_socket_config_on_startup = jbool(caps, "HvSocketConfigOnStartup");
-	json_t *sv = gcs_json_get(caps, "SupportedSchemaVersions");
-	size_t i;
-	json_t *v;
-	json_array_foreach(sv, i, v)
-	{
-		json_t *ma = gcs_json_get(v, "Major"), *mi = gcs_json_get(v, "Minor");
-		uint32_t a = json_is_integer(ma) ? (uint32_t)json_integer_value(ma) : 0;
-		uint32_t b = json_is_integer(mi) ? (uint32_t)json_integer_value(mi) : 0;
+	k->send_host_create_message = caps->send_host_create_message;
+	k->send_host_start_message = caps->send_host_start_message;
+	k->hv_socket_config_on_startup = caps->hv_socket_config_on_startup;
+	for (size_t i = 0; i < caps->n_supported_schema_versions; i++) {
+		uint32_t a = caps->supported_schema_versions[i].major;
+		uint32_t b = caps->supported_schema_versions[i].minor;
 		if (a > k->schema_major || (a == k->schema_major && b > k->schema_minor)) {
 			k->schema_major = a;
 			k->schema_minor = b;
 		}
 	}
-	k->namespace_add_request_supported = jbool(gdc, "NamespaceAddRequestSupported");
-	k->signal_process_supported = jbool(gdc, "SignalProcessSupported");
-	k->dump_stacks_supported = jbool(gdc, "DumpStacksSupported");
-	k->delete_container_state_supported = jbool(gdc, "DeleteContainerStateSupported");
-	json_decref(k->raw);
-	k->raw = json_incref(caps);
+	const struct bridge_guest_caps *g = &caps->guest_defined;
+	k->namespace_add_request_supported = g->namespace_add_request_supported;
+	k->signal_process_supported = g->signal_process_supported;
+	k->dump_stacks_supported = g->dump_stacks_supported;
+	k->delete_container_state_supported = g->delete_container_state_supported;
+	/* Used only when we offered it in this negotiation. */
+	k->ferry_stdio_resume = g->ferry_stdio_resume && !c->cfg.no_stdio_resume;
 	return 0;
 }
 
-static void on_negotiate(struct gcs_client *c, const struct gcs_result *r, json_t *resp, void *ud)
+static void on_negotiate(struct gcs_client *c, const struct gcs_result *r, const void *resp,
+                         void *ud)
 {
 	struct err e;
 	(void)ud;
+	if (r->status == -ECONNRESET && !bridge_client_closed(c->bc) &&
+	    !bridge_client_attached(c->bc)) {
+		/* Migrating: the connection went away under the negotiation; the next re-dial
+		 * negotiates again. */
+		if (c->lfd < 0 && listen_bridge(c, &e) < 0)
+			ready(c, e.code, &e);
+		return;
+	}
 	if (r->status < 0) {
 		e = r->err;
 		err_prefix(&e, "negotiate protocol");
@@ -444,11 +614,12 @@ static void on_negotiate(struct gcs_client *c, const struct gcs_result *r, json_
 		ready(c, e.code, &e);
 		return;
 	}
-	if (c->cfg.cold_start && c->caps.send_host_create_message) {
+	if (c->cfg.cold_start && !c->negotiated_once && c->caps.send_host_create_message) {
+		/* The null container's config is another schema than msg.h's ContainerConfig. */
 		json_t *body =
 		    json_pack("{s:s}", "ContainerConfig", "{\"SystemType\":\"Container\"}");
-		int rc = send_call(c, RPC_CREATE, GCS_NULL_CONTAINER_ID, body, 0, on_null_create,
-		                   NULL, NULL, &e);
+		int rc = send_body(c, RPC_CREATE, GCS_NULL_CONTAINER_ID, body, 0, BMSG_CREATE_RESP,
+		                   on_null_create, NULL, NULL, NULL, &e);
 		json_decref(body);
 		if (rc < 0)
 			ready(c, rc, &e);
@@ -463,25 +634,20 @@ static void on_notify(struct bridge_client *bc, const char *json, size_t len, vo
 {
 	struct gcs_client *c = ud;
 	struct err e;
-	json_error_t je;
+	struct bridge_notification n;
 	enter(c);
-	json_t *n = json_loadb(json, len, 0, &je);
-	json_t *id = gcs_json_get(n, "ContainerId");
-	json_t *type = gcs_json_get(n, "Type");
-	if (!json_is_string(id)) {
-		err_set(&e, -EBADMSG, "container notification: %s", n ? "no ContainerId" : je.text);
+	if (bridge_notification_decode(json, len, &n, &e) < 0) {
+		err_prefix(&e, "container notification");
 		bridge_client_close(bc, &e);
-	} else if (!wait_remove(c, json_string_value(id))) {
+	} else if (!wait_remove(c, n.container_id)) {
 		/* The Go host treats an unknown id as fatal for the bridge. */
 		err_set(&e, -EPROTO, "container notification for unknown container id=%.80s",
-		        json_string_value(id));
+		        n.container_id);
 		bridge_client_close(bc, &e);
 	} else if (c->ops.on_container_exit) {
-		c->ops.on_container_exit(c, json_string_value(id),
-		                         json_is_string(type) ? json_string_value(type) : "Unknown",
-		                         c->ud);
+		c->ops.on_container_exit(c, n.container_id, n.type ? n.type : "Unknown", c->ud);
 	}
-	json_decref(n);
+	bridge_notification_fini(&n);
 	leave(c);
 }
 
@@ -497,6 +663,36 @@ static void on_bridge_close(struct bridge_client *bc, const struct err *why, voi
 	else if (was == ST_NEGOTIATING || was == ST_LISTENING)
 		ready(c, why && why->code ? why->code : -ECONNRESET, why);
 	leave(c);
+}
+
+/* Migrating mode: the transport went away; keep the calls and wait for a relisten. */
+static void on_bridge_detach(struct bridge_client *bc, const struct err *why, void *ud)
+{
+	struct gcs_client *c = ud;
+	(void)bc;
+	log_info("gcs bridge lost while migrating, waiting for the re-dial: %s",
+	         why ? why->msg : "?");
+	/* Accept the guest's re-dial (e.g. it was woken after it had already dialled us). */
+	struct err e;
+	if (c->lfd < 0 && listen_bridge(c, &e) < 0) {
+		c->state = ST_CUT;
+		log_warn("%s", e.msg);
+	}
+}
+
+static void send_negotiate(struct gcs_client *c)
+{
+	struct err e;
+	struct bridge_negotiate_req req = {
+	    .minimum_version = GCS_PV_V4,
+	    .maximum_version = GCS_PV_V4,
+	    .ferry = {.stdio_resume = c->cfg.no_stdio_resume ? 0 : 1},
+	};
+	c->state = ST_NEGOTIATING;
+	/* The Go host leaves ContainerId "" here. */
+	if (send_msg(c, RPC_NEGOTIATE_PROTOCOL, "", BMSG_NEGOTIATE_REQ, &req, BMSG_NEGOTIATE_RESP,
+	             0, on_negotiate, NULL, NULL, &e) < 0)
+		ready(c, e.code, &e);
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
@@ -525,13 +721,8 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		leave(c);
 		return;
 	}
-	c->state = ST_NEGOTIATING;
-	json_t *body =
-	    json_pack("{s:i,s:i}", "MinimumVersion", GCS_PV_V4, "MaximumVersion", GCS_PV_V4);
-	/* The Go host leaves ContainerId "" here. */
-	if (send_call(c, RPC_NEGOTIATE_PROTOCOL, "", body, 0, on_negotiate, NULL, NULL, &e) < 0)
-		ready(c, e.code, &e);
-	json_decref(body);
+	if (!c->free_pending)
+		send_negotiate(c);
 	leave(c);
 }
 
@@ -545,6 +736,23 @@ static void on_accept_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	err_set(&e, -ETIMEDOUT, "gcs did not connect within %d ms", c->cfg.accept_timeout_ms);
 	ready(c, e.code, &e);
 	leave(c);
+}
+
+static int listen_bridge(struct gcs_client *c, struct err *e)
+{
+	c->lfd = vsock_listen(&c->addr, GCS_BRIDGE_PORT, e);
+	if (c->lfd < 0) {
+		c->lfd = -1;
+		return err_prefix(e, "gcs client: listen on bridge port");
+	}
+	ev_io_init(&c->accept_w, on_accept, c->lfd, EV_READ);
+	c->accept_w.data = c;
+	ev_io_start(c->loop, &c->accept_w);
+	ev_timer_init(&c->accept_timer, on_accept_timeout, c->cfg.accept_timeout_ms / 1000.0, 0.);
+	c->accept_timer.data = c;
+	ev_timer_start(c->loop, &c->accept_timer);
+	c->state = ST_LISTENING;
+	return 0;
 }
 
 /* ---- lifecycle ---- */
@@ -570,26 +778,17 @@ struct gcs_client *gcs_client_new(struct ev_loop *loop, const struct gcs_client_
 		free(c);
 		return NULL;
 	}
-	struct bridge_client_cbs bcbs = {.on_notify = on_notify, .on_close = on_bridge_close};
+	struct bridge_client_cbs bcbs = {
+	    .on_notify = on_notify, .on_close = on_bridge_close, .on_detach = on_bridge_detach};
 	c->bc = bridge_client_new(loop, &bcbs, c);
 	bridge_client_set_default_timeout(c->bc, c->cfg.rpc_timeout_ms > 0
 	                                             ? (unsigned)c->cfg.rpc_timeout_ms
 	                                             : BRIDGE_DEFAULT_TIMEOUT_MS);
-	c->lfd = vsock_listen(&c->addr, GCS_BRIDGE_PORT, e);
-	if (c->lfd < 0) {
-		c->lfd = -1;
-		err_prefix(e, "gcs client: listen on bridge port");
+	if (listen_bridge(c, e) < 0) {
 		bridge_client_free(c->bc);
 		free(c);
 		return NULL;
 	}
-	ev_io_init(&c->accept_w, on_accept, c->lfd, EV_READ);
-	c->accept_w.data = c;
-	ev_io_start(loop, &c->accept_w);
-	ev_timer_init(&c->accept_timer, on_accept_timeout, c->cfg.accept_timeout_ms / 1000.0, 0.);
-	c->accept_timer.data = c;
-	ev_timer_start(loop, &c->accept_timer);
-	c->state = ST_LISTENING;
 	return c;
 }
 
@@ -615,7 +814,6 @@ static void client_destroy(struct gcs_client *c)
 	}
 	while (c->waits)
 		wait_remove(c, c->waits->id);
-	json_decref(c->caps.raw);
 	free(c);
 }
 
@@ -647,6 +845,16 @@ void gcs_client_link_remove(struct gcs_client *c, struct gcs_client_link *l)
 	l->prev->next = l->next;
 	l->next->prev = l->prev;
 	l->next = l->prev = NULL;
+}
+
+struct gcs_client_link *gcs_client_link_first(struct gcs_client *c)
+{
+	return c->links.next == &c->links ? NULL : c->links.next;
+}
+
+struct gcs_client_link *gcs_client_link_next(struct gcs_client *c, struct gcs_client_link *l)
+{
+	return !l || l->next == &c->links ? NULL : l->next;
 }
 
 struct ev_loop *gcs_client_loop(const struct gcs_client *c)
@@ -703,5 +911,118 @@ int gcs_client_set_next_bridge_id(struct gcs_client *c, uint64_t id, struct err 
 		               (unsigned long long)id,
 		               (unsigned long long)gcs_client_next_bridge_id(c));
 	bridge_client_seed_next_id(c->bc, (int64_t)id);
+	return 0;
+}
+
+/* ---- migration ---- */
+
+void gcs_client_set_migrating(struct gcs_client *c, bool on)
+{
+	bridge_client_set_migrating(c->bc, on);
+}
+
+bool gcs_client_stdio_resume(const struct gcs_client *c)
+{
+	return c->state == ST_READY && c->caps.ferry_stdio_resume;
+}
+
+int gcs_client_cut(struct gcs_client *c, struct err *e)
+{
+	if (!c->bc || bridge_client_closed(c->bc) || c->state == ST_FAILED)
+		return err_set(e, -ENOTCONN, "cut: gcs bridge is closed");
+	bridge_client_set_migrating(c->bc, true);
+	if (c->lfd >= 0) {
+		ev_io_stop(c->loop, &c->accept_w);
+		vsock_unlisten(&c->addr, GCS_BRIDGE_PORT, c->lfd);
+		c->lfd = -1;
+	}
+	ev_timer_stop(c->loop, &c->accept_timer);
+	/* The bridge first, so the guest learns the host changed before its stdio is cut. */
+	enter(c);
+	bridge_client_detach(c->bc);
+	if (c->state != ST_CLOSED)
+		c->state = ST_CUT;
+	for (struct gcs_client_link *l = c->links.next; l != &c->links && !c->free_pending;) {
+		struct gcs_client_link *next = l->next;
+		if (l->on_cut)
+			l->on_cut(l);
+		l = next;
+	}
+	leave(c);
+	return 0;
+}
+
+int gcs_client_relisten(struct gcs_client *c, struct err *e)
+{
+	if (c->state != ST_CUT)
+		return err_set(e, -EINVAL, "relisten: the client was not cut");
+	if (listen_bridge(c, e) < 0) {
+		c->state = ST_CUT;
+		return e->code;
+	}
+	for (struct gcs_client_link *l = c->links.next; l != &c->links; l = l->next)
+		if (l->on_relisten && l->on_relisten(l, e) < 0)
+			return e->code;
+	return 0;
+}
+
+int gcs_client_wake_guest(struct gcs_client *c, struct err *e)
+{
+	int fd = -1;
+	if (c->addr.kind == VSOCK_KIND_HYBRID) {
+		/* The guest's own listener of a hybrid address is PATH.guest_<port>. */
+		struct sockaddr_un un = {.sun_family = AF_UNIX};
+		if (vsock_unix_guest_path(c->addr.path, GCS_WAKE_PORT, un.sun_path,
+		                          sizeof(un.sun_path), e) < 0)
+			return e->code;
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0)
+			return err_sys(e, -errno, "wake: socket");
+		if (connect(fd, (struct sockaddr *)&un, sizeof(un)) < 0) {
+			int rc = -errno;
+			close(fd);
+			return err_sys(e, rc, "wake: connect %s", un.sun_path);
+		}
+	} else {
+		fd = vsock_dial_guest(&c->addr, GCS_WAKE_PORT, 200, NULL, e);
+		if (fd < 0)
+			return err_prefix(e, "wake");
+	}
+	close(fd);
+	return 0;
+}
+
+int gcs_client_adopt(struct gcs_client *c, const struct gcs_client_state *s, struct err *e)
+{
+	if (c->state != ST_LISTENING || c->negotiated_once)
+		return err_set(e, -EINVAL, "adopt: only before the guest's re-dial is accepted");
+	if (s->next_port > c->next_port)
+		c->next_port = s->next_port;
+	if (s->next_id > (uint64_t)INT64_MAX)
+		return err_set(e, -EINVAL, "adopt: next id out of range");
+	bridge_client_seed_next_id(c->bc, (int64_t)s->next_id);
+	for (size_t i = 0; i < s->n_containers; i++) {
+		int rc = gcs_client_register_container(c, s->containers[i], e);
+		if (rc < 0 && rc != -EEXIST)
+			return err_prefix(e, "adopt");
+	}
+	for (size_t i = 0; i < s->n_orphans; i++) {
+		/* Another host's call: its late response is dropped here. */
+		struct call *k = xcalloc(1, sizeof(*k));
+		k->c = c;
+		k->rpc = RPC_WAIT_FOR_PROCESS;
+		k->resp_kind = BMSG_RESP_BASE;
+		k->id = (int64_t)s->orphans[i];
+		if (s->orphans[i] > (uint64_t)INT64_MAX ||
+		    bridge_client_preregister(c->bc, k->id, on_call_done, k, e) < 0) {
+			free(k);
+			return err_set(e, -EINVAL, "adopt: bad orphan id %llu",
+			               (unsigned long long)s->orphans[i]);
+		}
+		call_link(c, k);
+	}
+	/* Late responses and notifications of the blackout must not kill the bridge. */
+	bridge_client_set_migrating(c->bc, true);
+	c->adopted = true;
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include <ev.h>
 #include <jansson.h>
 
+#include "bridge/msg.h"
 #include "common/err.h"
 
 struct gcs_client;
@@ -46,7 +47,9 @@ struct gcs_caps {
 	bool signal_process_supported;
 	bool dump_stacks_supported;
 	bool delete_container_state_supported;
-	json_t *raw; /* the whole Capabilities object (owned by the client; borrow it) */
+	bool ferry_stdio_resume; /* the guest answered "FerryStdioResume" to our offer: every
+	                            stdio connection of this negotiation uses the resume
+	                            handshake (docs/stdio-resume.md §2) */
 };
 
 struct gcs_client_ops {
@@ -61,6 +64,10 @@ struct gcs_client_ops {
 	/* The bridge died (protocol error, transport failure, guest gone).  Pending calls have
 	 * already completed with an error.  Called at most once; may call gcs_client_free. */
 	void (*on_close)(struct gcs_client *c, const struct err *why, void *ud);
+	/* A re-dialled bridge (after gcs_client_cut + gcs_client_relisten, or the first
+	 * connection of a client that adopted state) was accepted and renegotiated (status 0),
+	 * or that failed.  Calls that were in flight are kept across it.  May be NULL. */
+	void (*on_reconnect)(struct gcs_client *c, int status, const struct err *e, void *ud);
 };
 
 struct gcs_client_config {
@@ -68,6 +75,7 @@ struct gcs_client_config {
 	int accept_timeout_ms; /* 0: 120000 (GCSConnectionTimeout) */
 	int rpc_timeout_ms;    /* 0: 300000 (bridge.Timeout); WaitForProcess never times out */
 	bool cold_start;       /* true: honour SendHostCreateMessage (false after migration) */
+	bool no_stdio_resume;  /* do not offer FerryStdioResume (hcsshim host behaviour) */
 };
 
 /* Parse cfg->addr, listen on the bridge port 0x40000000 and arm the accept on `loop`.  Call
@@ -92,10 +100,34 @@ const struct vsock_addr *gcs_client_addr(const struct gcs_client *c);
 const struct gcs_caps *gcs_client_caps(const struct gcs_client *c);
 bool gcs_client_is_ready(const struct gcs_client *c);
 
-/* Low-level escape hatch: send `rpc` (bridge/proto.h enum bridge_rpc) with `body` (borrowed;
- * ContainerId/ActivityId are added when absent) and get the decoded response object (NULL on
- * failure; borrowed, valid during the callback).  Used by process.c and the benchmarks.
- * `timeout_ms`: 0 = the client default, -1 = none.  *id_out (may be NULL) gets the bridge id. */
+/* Typed call path (bridge/msg.h codecs): send `rpc` with the request struct `req` of kind
+ * `req_kind` (borrowed; every request struct starts with struct bridge_req_base, whose
+ * container_id is set to `container_id` for the encoding) and decode the response as
+ * `resp_kind` (its struct starts with struct bridge_resp_base).  The callback gets the
+ * decoded response (borrowed, valid during the callback; NULL unless status is 0 or
+ * -EREMOTEIO).  A response that does not decode kills the bridge (-EBADMSG), as in the Go
+ * host.  `timeout_ms`: 0 = the client default, -1 = none.  *id_out (may be NULL) gets the
+ * bridge id.  Returns 0 or a negative errno (-ENOTCONN before negotiation or after close). */
+typedef void (*gcs_msg_fn)(struct gcs_client *c, const struct gcs_result *r, const void *resp,
+                           void *ud);
+int gcs_client_call_msg(struct gcs_client *c, uint32_t rpc, const char *container_id,
+                        enum bridge_msg_kind req_kind, const void *req,
+                        enum bridge_msg_kind resp_kind, int timeout_ms, gcs_msg_fn done, void *ud,
+                        uint64_t *id_out, struct err *e);
+
+/* Adopt the outstanding WaitForProcess `id` of a previous host (migration destination or
+ * rollback): its late response is decoded as a WaitForProcess response and handed to
+ * `done`.  Works before the bridge is connected.  -EEXIST if the id is outstanding here. */
+int gcs_client_preregister_wait(struct gcs_client *c, uint64_t id, gcs_msg_fn done, void *ud,
+                                struct err *e);
+
+/* Ids of every call outstanding on this client (malloc'd array, *n entries). */
+uint64_t *gcs_client_outstanding_ids(struct gcs_client *c, size_t *n);
+
+/* Low-level escape hatch for RPCs without a typed struct here (DumpStacks, benchmarks):
+ * `body` (borrowed, may be NULL) is sent as is with ContainerId/ActivityId added when absent;
+ * the response's base is decoded with bridge/msg.h and the whole response object is handed
+ * over (NULL on failure; borrowed, valid during the callback). */
 typedef void (*gcs_raw_fn)(struct gcs_client *c, const struct gcs_result *r, json_t *resp,
                            void *ud);
 int gcs_client_call(struct gcs_client *c, uint32_t rpc, const char *container_id, json_t *body,
@@ -110,6 +142,8 @@ void gcs_client_cancel(struct gcs_client *c, uint64_t id);
 int gcs_client_register_container(struct gcs_client *c, const char *id, struct err *e);
 bool gcs_client_unregister_container(struct gcs_client *c, const char *id);
 bool gcs_client_container_registered(struct gcs_client *c, const char *id);
+/* Copies of the registered ids (malloc'd array of malloc'd strings; *n gets the count). */
+char **gcs_client_registered_containers(struct gcs_client *c, size_t *n);
 
 /* Migration bookkeeping (§2.3, §1.3): both counters can only be raised; setting a lower value
  * fails with -EINVAL. */
@@ -123,19 +157,50 @@ int gcs_client_set_next_bridge_id(struct gcs_client *c, uint64_t id, struct err 
 /* Short name of a known HRESULT ("timeout", "not found", ...) or "hresult". */
 const char *gcs_hresult_name(int32_t hr);
 
-/* Case-insensitive member lookup (Go's encoding/json matches names that way); borrowed
- * reference or NULL. */
-json_t *gcs_json_get(const json_t *obj, const char *key);
+/* ---- migration (docs/stdio-resume.md, shared/spec/hcsshim-lm.md §7) ---- */
 
-/* Objects attached to a client (host/process.c) so gcs_client_free can release them. */
+/* Migrating mode: a lost bridge connection parks the client (calls kept) instead of killing
+ * it; gcs_client_cut turns it on. */
+void gcs_client_set_migrating(struct gcs_client *c, bool on);
+/* The stdio resume handshake is in use on the current negotiation. */
+bool gcs_client_stdio_resume(const struct gcs_client *c);
+/* Drop every connection at once: the bridge first (calls kept, migrating mode on), then every
+ * stdio connection and listener of every process.  Nothing is lost: the state stays (ports,
+ * wait ids, offsets, unacknowledged stdin) for gcs_client_export_state or a rollback with
+ * gcs_client_relisten.  No callback runs.  Returns 0 or -ENOTCONN if the bridge is dead. */
+int gcs_client_cut(struct gcs_client *c, struct err *e);
+/* Rollback (the source takes over again) or a destination that cut itself: listen on the
+ * bridge port and on every stdio port again; the guest's re-dial is accepted and
+ * renegotiated (ops->on_reconnect), stdio streams resume from this host's own offsets. */
+int gcs_client_relisten(struct gcs_client *c, struct err *e);
+/* Wake the guest so it notices the host changed (docs/stdio-resume.md §4): connect to its
+ * wake port GCS_WAKE_PORT (hybrid: the unix socket PATH.guest_<port>) and close.  Call after
+ * the new host listens.  Never blocks for long (unix: immediate; vsock/tcp: 200 ms cap). */
+#define GCS_WAKE_PORT 0x3FFFFFFFu
+int gcs_client_wake_guest(struct gcs_client *c, struct err *e);
+
+/* Objects attached to a client (host/process.c) so gcs_client_free can release them and the
+ * migration verbs reach them. */
+enum gcs_link_kind { GCS_LINK_OTHER = 0, GCS_LINK_PROCESS };
 struct gcs_client_link {
 	struct gcs_client_link *prev, *next;
+	enum gcs_link_kind kind;
 	void (*on_client_free)(struct gcs_client_link *l); /* must unlink and free its owner */
+	/* Optional hooks: the bridge was (re)negotiated (`reconnect`: not the first connection
+	 * of this client, or state was adopted); gcs_client_cut; gcs_client_relisten. */
+	void (*on_negotiated)(struct gcs_client_link *l, bool reconnect);
+	void (*on_cut)(struct gcs_client_link *l);
+	int (*on_relisten)(struct gcs_client_link *l, struct err *e);
 };
 void gcs_client_link_add(struct gcs_client *c, struct gcs_client_link *l);
 void gcs_client_link_remove(struct gcs_client *c, struct gcs_client_link *l);
+/* Iterate: first/next return NULL at the end (do not add or remove links while iterating). */
+struct gcs_client_link *gcs_client_link_first(struct gcs_client *c);
+struct gcs_client_link *gcs_client_link_next(struct gcs_client *c, struct gcs_client_link *l);
 
 /* The container RPCs (create, start, shutdown, delete, modify, process list). */
 #include "host/gcs_container.h"
+/* Whole-client migration state: export, serialise, adopt. */
+#include "host/gcs_state.h"
 
 #endif

@@ -21,7 +21,8 @@ struct done_ctx {
 	bool forget_on_success;
 };
 
-static void on_simple_done(struct gcs_client *c, const struct gcs_result *r, json_t *resp, void *ud)
+static void on_simple_done(struct gcs_client *c, const struct gcs_result *r, const void *resp,
+                           void *ud)
 {
 	struct done_ctx *d = ud;
 	struct gcs_result rr = *r;
@@ -36,8 +37,9 @@ static void on_simple_done(struct gcs_client *c, const struct gcs_result *r, jso
 	free(d);
 }
 
-static int simple_call(struct gcs_client *c, uint32_t rpc, const char *id, json_t *body,
-                       struct done_ctx *tmpl, struct err *e)
+static int simple_call(struct gcs_client *c, uint32_t rpc, const char *id,
+                       enum bridge_msg_kind kind, const void *req, struct done_ctx *tmpl,
+                       struct err *e)
 {
 	if (!id || !*id) {
 		free(tmpl->forget_id);
@@ -45,7 +47,13 @@ static int simple_call(struct gcs_client *c, uint32_t rpc, const char *id, json_
 	}
 	struct done_ctx *d = xmalloc(sizeof(*d));
 	*d = *tmpl;
-	int rc = gcs_client_call(c, rpc, id, body, 0, on_simple_done, d, NULL, e);
+	struct bridge_req_base base = {0};
+	if (!req) {
+		kind = BMSG_REQ_BASE;
+		req = &base;
+	}
+	enum bridge_msg_kind rk = rpc == RPC_CREATE ? BMSG_CREATE_RESP : BMSG_RESP_BASE;
+	int rc = gcs_client_call_msg(c, rpc, id, kind, req, rk, 0, on_simple_done, d, NULL, e);
 	if (rc < 0) {
 		free(d->forget_id);
 		free(d);
@@ -63,21 +71,15 @@ int gcs_client_create_container(struct gcs_client *c, const char *id,
 		return err_set(e, -ENOTCONN, "create: gcs bridge not negotiated");
 	_cleanup_free_ char *bundle =
 	    cfg->bundle_path ? xstrdup(cfg->bundle_path) : xasprintf("/run/gcs/c/%s", id);
-	json_t *inner = json_pack("{s:{s:i,s:i},s:s,s:O,s:s}", "SchemaVersion", "Major", 2, "Minor",
-	                          1, "OciBundlePath", bundle, "OciSpecification", cfg->oci_spec,
-	                          "ScratchDirPath", cfg->scratch_dir ? cfg->scratch_dir : "");
-	char *text = inner ? json_dumps(inner, JSON_COMPACT) : NULL;
-	json_decref(inner);
-	if (!text)
-		return err_set(e, -EINVAL, "create: cannot encode ContainerConfig");
-	json_t *body = json_object();
-	json_object_set_new(body, "ContainerConfig", json_string(text));
-	free(text);
+	struct bridge_create_req req = {
+	    .config = {.schema_version = {2, 1},
+	               .oci_bundle_path = bundle,
+	               .oci_specification = cfg->oci_spec,
+	               .scratch_dir_path = (char *)(cfg->scratch_dir ? cfg->scratch_dir : "")}};
 	/* Register before sending: the exit notification must find the container. */
 	bool had = gcs_client_register_container(c, id, NULL) < 0;
 	struct done_ctx d = {.done = done, .ud = ud, .forget_id = had ? NULL : xstrdup(id)};
-	int rc = simple_call(c, RPC_CREATE, id, body, &d, e);
-	json_decref(body);
+	int rc = simple_call(c, RPC_CREATE, id, BMSG_CREATE_REQ, &req, &d, e);
 	if (rc < 0 && !had)
 		gcs_client_unregister_container(c, id);
 	return rc;
@@ -87,15 +89,15 @@ int gcs_client_start_container(struct gcs_client *c, const char *id, gcs_done_fn
                                struct err *e)
 {
 	struct done_ctx d = {.done = done, .ud = ud};
-	return simple_call(c, RPC_START, id, NULL, &d, e);
+	return simple_call(c, RPC_START, id, BMSG_NONE, NULL, &d, e);
 }
 
 int gcs_client_shutdown_container(struct gcs_client *c, const char *id, bool graceful,
                                   gcs_done_fn done, void *ud, struct err *e)
 {
 	struct done_ctx d = {.done = done, .ud = ud, .ok_hr = HR_VMCOMPUTE_SYSTEM_NOT_FOUND};
-	return simple_call(c, graceful ? RPC_SHUTDOWN_GRACEFUL : RPC_SHUTDOWN_FORCED, id, NULL, &d,
-	                   e);
+	return simple_call(c, graceful ? RPC_SHUTDOWN_GRACEFUL : RPC_SHUTDOWN_FORCED, id, BMSG_NONE,
+	                   NULL, &d, e);
 }
 
 int gcs_client_delete_container(struct gcs_client *c, const char *id, gcs_done_fn done, void *ud,
@@ -105,7 +107,7 @@ int gcs_client_delete_container(struct gcs_client *c, const char *id, gcs_done_f
 	                     .ud = ud,
 	                     .forget_id = id ? xstrdup(id) : NULL,
 	                     .forget_on_success = true};
-	return simple_call(c, RPC_DELETE_CONTAINER_STATE, id, NULL, &d, e);
+	return simple_call(c, RPC_DELETE_CONTAINER_STATE, id, BMSG_NONE, NULL, &d, e);
 }
 
 int gcs_client_modify_settings(struct gcs_client *c, const char *id, json_t *request,
@@ -113,42 +115,30 @@ int gcs_client_modify_settings(struct gcs_client *c, const char *id, json_t *req
 {
 	if (!json_is_object(request))
 		return err_set(e, -EINVAL, "modify settings: request must be an object");
-	json_t *body = json_pack("{s:O}", "Request", request);
+	/* The request object is passed through as the typed struct's parts. */
+	json_t *rt = json_object_get(request, "RequestType");
+	json_t *rs = json_object_get(request, "ResourceType");
+	struct bridge_modify_req req = {
+	    .request_type = (char *)(json_is_string(rt) ? json_string_value(rt) : "Add"),
+	    .resource_type = json_is_string(rs) ? (char *)json_string_value(rs) : NULL,
+	    .settings = json_object_get(request, "Settings"),
+	};
 	struct done_ctx d = {.done = done, .ud = ud};
-	int rc = simple_call(c, RPC_MODIFY_SETTINGS, id, body, &d, e);
-	json_decref(body);
-	return rc;
+	return simple_call(c, RPC_MODIFY_SETTINGS, id, BMSG_MODIFY_REQ, &req, &d, e);
 }
 
-static void on_props_done(struct gcs_client *c, const struct gcs_result *r, json_t *resp, void *ud)
+static void on_props_done(struct gcs_client *c, const struct gcs_result *r, const void *resp,
+                          void *ud)
 {
 	struct done_ctx *d = ud;
 	struct gcs_result rr = *r;
 	uint32_t *pids = NULL;
 	size_t n = 0;
 	if (rr.status == 0) {
-		json_t *ps = gcs_json_get(resp, "Properties");
-		json_error_t je;
-		json_t *props = json_is_string(ps) ? json_loadb(json_string_value(ps),
-		                                                json_string_length(ps), 0, &je)
-		                                   : NULL;
-		json_t *list = gcs_json_get(props, "ProcessList");
-		if (!json_is_object(props)) {
-			rr.status = err_set(&rr.err, -EBADMSG, "GetProperties: bad Properties");
-		} else if (list && !json_is_array(list)) {
-			rr.status = err_set(&rr.err, -EBADMSG, "GetProperties: bad ProcessList");
-		} else {
-			pids = xcalloc(json_array_size(list) + 1, sizeof(*pids));
-			size_t i;
-			json_t *v;
-			json_array_foreach(list, i, v)
-			{
-				json_t *pid = gcs_json_get(v, "ProcessId");
-				if (json_is_integer(pid))
-					pids[n++] = (uint32_t)json_integer_value(pid);
-			}
-		}
-		json_decref(props);
+		const struct bridge_props_resp *pr = resp;
+		pids = xcalloc(pr->props.n_process_list + 1, sizeof(*pids));
+		for (size_t i = 0; i < pr->props.n_process_list; i++)
+			pids[n++] = pr->props.process_list[i].process_id;
 	}
 	if (d->pids)
 		d->pids(c, &rr, rr.status == 0 ? pids : NULL, rr.status == 0 ? n : 0, d->ud);
@@ -161,12 +151,13 @@ int gcs_client_get_process_list(struct gcs_client *c, const char *id, gcs_pids_f
 {
 	if (!id || !*id)
 		return err_set(e, -EINVAL, "GetProperties: empty container id");
-	json_t *body = json_pack("{s:s}", "Query", "{\"PropertyTypes\":[\"ProcessList\"]}");
+	char *types[] = {"ProcessList"};
+	struct bridge_props_req req = {.property_types = types, .n_property_types = 1};
 	struct done_ctx *d = xcalloc(1, sizeof(*d));
 	d->pids = done;
 	d->ud = ud;
-	int rc = gcs_client_call(c, RPC_GET_PROPERTIES, id, body, 0, on_props_done, d, NULL, e);
-	json_decref(body);
+	int rc = gcs_client_call_msg(c, RPC_GET_PROPERTIES, id, BMSG_PROPS_REQ, &req,
+	                             BMSG_PROPS_RESP, 0, on_props_done, d, NULL, e);
 	if (rc < 0)
 		free(d);
 	return rc;

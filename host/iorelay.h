@@ -39,6 +39,60 @@ struct iorelay_ops {
 struct iorelay *iorelay_new(struct ev_loop *loop, const struct vsock_addr *addr, uint32_t port,
                             enum iorelay_dir dir, int local_fd, const struct iorelay_ops *ops,
                             void *ud, struct err *e);
+/* Resume-capable relay (docs/stdio-resume.md §2).  The listener stays open for the whole
+ * life of the relay: every accepted connection replaces the previous one (a re-dial).
+ * Before reading a connection the relay asks ops->mode; while it answers
+ * IORELAY_MODE_UNKNOWN (bridge not renegotiated yet) the connection is parked until
+ * iorelay_mode_changed.  In IORELAY_MODE_RESUME every connection starts with HELLO/READY:
+ *   FROM_GUEST: `offset` = bytes already delivered to the sink (counted from stream start);
+ *     READY is held while !offset_known (iorelay_set_offset supplies it); ACKs are sent at
+ *     least every 64 KiB or 5 ms of delivered bytes; on EOF the final offset is acked and
+ *     the connection closed, but the stream is only done when iorelay_finish is called (the
+ *     process exit, which the guest reports after the final ack).
+ *   TO_GUEST: `offset` = bytes acknowledged, `unacked` the bytes after it (copied); data is
+ *     re-sent from each HELLO's offset; close_write half-closes after the last byte and the
+ *     relay reads on until the final ACK (then done).
+ * In IORELAY_MODE_PLAIN it behaves as iorelay_new (one stream, hcsshim fallback). */
+enum iorelay_mode { IORELAY_MODE_UNKNOWN = -1, IORELAY_MODE_PLAIN = 0, IORELAY_MODE_RESUME = 1 };
+struct iorelay_resume_config {
+	enum iorelay_mode (*mode)(struct iorelay *r, void *ud);
+	uint64_t offset;
+	bool offset_known;
+	const uint8_t *unacked; /* TO_GUEST */
+	size_t n_unacked;
+	bool eof; /* TO_GUEST: close_write already requested */
+};
+struct iorelay *iorelay_new_resume(struct ev_loop *loop, const struct vsock_addr *addr,
+                                   uint32_t port, enum iorelay_dir dir, int local_fd,
+                                   const struct iorelay_ops *ops, void *ud,
+                                   const struct iorelay_resume_config *rc, struct err *e);
+/* Parked connections are re-examined (ops->mode is asked again). */
+void iorelay_mode_changed(struct iorelay *r);
+/* FROM_GUEST: the delivered offset is now known (answers a held HELLO). -EINVAL if already
+ * known with another value. */
+int iorelay_set_offset(struct iorelay *r, uint64_t offset, struct err *e);
+/* Drop the connection and the listener (the state stays). */
+void iorelay_cut(struct iorelay *r);
+/* Listen again after iorelay_cut. */
+int iorelay_relisten(struct iorelay *r, struct err *e);
+/* FROM_GUEST resume: the stream is over (process exited): report done once the sink drained. */
+void iorelay_finish(struct iorelay *r);
+/* Migration view: FROM_GUEST delivered offset; TO_GUEST acked offset and unacked bytes
+ * (pointer valid until the next relay call; may be NULL), and whether stdin was closed. */
+struct iorelay_resume_state {
+	uint64_t offset;
+	bool offset_known;
+	const uint8_t *unacked;
+	size_t n_unacked;
+	bool eof;
+};
+void iorelay_get_resume_state(struct iorelay *r, struct iorelay_resume_state *out);
+bool iorelay_is_resume(const struct iorelay *r);
+/* A connection is up and (resume mode) past READY, or the stream is done. */
+bool iorelay_attached(const struct iorelay *r);
+/* One line on the relay's state, for debugging dumps (snprintf semantics). */
+int iorelay_describe(const struct iorelay *r, char *out, size_t n);
+
 /* NULL-safe; safe from inside the relay's callbacks.  Closes the listener and connection. */
 void iorelay_free(struct iorelay *r);
 

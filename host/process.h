@@ -17,6 +17,7 @@
 
 #include "common/err.h"
 #include "host/gcs_client.h"
+#include "host/gcs_state.h"
 
 struct gcs_process;
 
@@ -92,7 +93,7 @@ typedef void (*gcs_process_wait_fn)(struct gcs_process *p, const struct gcs_resu
 int gcs_process_wait(struct gcs_process *p, uint32_t timeout_ms, gcs_process_wait_fn done, void *ud,
                      struct err *e);
 
-/* Per-process migration state (issue 4 builds on it). */
+/* Per-process counters (a view; the migration state is struct gcs_process_mstate). */
 struct gcs_process_state {
 	uint32_t pid;
 	uint32_t stdin_port, stdout_port, stderr_port; /* 0: pipe not requested */
@@ -103,5 +104,37 @@ struct gcs_process_state {
 	uint32_t exit_code;
 };
 void gcs_process_get_state(const struct gcs_process *p, struct gcs_process_state *out);
+
+/* ---- migration (host/gcs_state.h) ---- */
+
+/* The migration state of p (copies; release with gcs_process_mstate_fini). */
+void gcs_process_export(const struct gcs_process *p, struct gcs_process_mstate *out);
+void gcs_process_mstate_fini(struct gcs_process_mstate *s);
+/* True once the exit was reported (nothing left to migrate). */
+bool gcs_process_finished(const struct gcs_process *p);
+
+/* "OpenProcessWithIO" (hcsshim-lm.md §7) on a host taking over a guest: listen again on the
+ * saved stdio ports (stdio.stdin_fd etc. as in gcs_stdio_config; want_* follow the saved
+ * ports), adopt the outstanding wait id (st->wait_pending must be set: -EINVAL otherwise),
+ * and once the bridge is (re)negotiated send a 50 ms probe WaitForProcess that catches an
+ * exit of the blackout.  Output streams resume at st->stdio[i].offset, or, when
+ * offset_known is false, hold READY until gcs_process_set_stream_offsets.  stdin resumes
+ * from the guest's HELLO with the saved unacknowledged bytes.  May be called before the
+ * bridge is accepted (that is the point).  Returns NULL with e on failure. */
+struct gcs_process *gcs_process_open(struct gcs_client *c, const struct gcs_process_mstate *st,
+                                     const struct gcs_stdio_config *stdio,
+                                     const struct gcs_process_ops *ops, void *ud, struct err *e);
+/* Late output offsets (UINT64_MAX: leave that stream as is). */
+int gcs_process_set_stream_offsets(struct gcs_process *p, uint64_t stdout_off, uint64_t stderr_off,
+                                   struct err *e);
+/* Every stdio stream of p is connected again (resume mode: READY sent), or finished. */
+bool gcs_process_stdio_attached(const struct gcs_process *p);
+/* A few lines on the process and its streams, for debugging dumps (snprintf semantics). */
+int gcs_process_describe(const struct gcs_process *p, char *out, size_t n);
+/* The process attached to c with that container id and pid, or NULL. */
+struct gcs_process *gcs_client_find_process(struct gcs_client *c, const char *container_id,
+                                            uint32_t pid);
+/* All processes attached to c (for export); returns how many were stored (at most max). */
+size_t gcs_client_processes(struct gcs_client *c, struct gcs_process **out, size_t max);
 
 #endif

@@ -452,6 +452,9 @@ static void test_negotiated_caps(void **state)
 	assert_true(k->signal_process_supported);
 	assert_true(k->delete_container_state_supported);
 	assert_false(k->send_host_create_message);
+	/* ferry-gcs answers the FerryStdioResume offer: every stream below uses the handshake. */
+	assert_true(k->ferry_stdio_resume);
+	assert_true(gcs_client_stdio_resume(E->c));
 	/* Ids: negotiate took id 0; the counter only rises. */
 	uint64_t next = gcs_client_next_bridge_id(E->c);
 	assert_true(next >= 1);
