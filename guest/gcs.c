@@ -71,33 +71,14 @@ bool gcs_route(uint32_t type, uint32_t pv, bool v4)
 
 /* ---- pending frames ---- */
 
-/* What to release once a WaitForProcess answer reached a live connection. */
-struct release_info {
-	bool release;
-	const char *id;
-	pid_t pid;
-};
-
-static void release_now(struct gcs *g, const struct release_info *ri)
-{
-	struct err e;
-	if (ri && ri->release && rt_release(g->rt, ri->id, ri->pid, &e) == 0)
-		log_debug("released exit code of pid=%d", (int)ri->pid);
-}
-
 static void pending_push(struct gcs_pending **head, struct gcs_pending **tail, uint32_t type,
-                         uint64_t id, char *json, size_t len, const struct release_info *ri)
+                         uint64_t id, char *json, size_t len)
 {
 	struct gcs_pending *p = xcalloc(1, sizeof(*p));
 	p->type = type;
 	p->id = id;
 	p->json = json;
 	p->len = len;
-	if (ri && ri->release) {
-		p->release = true;
-		p->rel_id = ri->id ? xstrdup(ri->id) : NULL;
-		p->rel_pid = ri->pid;
-	}
 	if (*tail)
 		(*tail)->next = p;
 	else
@@ -111,7 +92,6 @@ static void pending_free_all(struct gcs_pending **head, struct gcs_pending **tai
 		struct gcs_pending *p = *head;
 		*head = p->next;
 		free(p->json);
-		free(p->rel_id);
 		free(p);
 	}
 	*tail = NULL;
@@ -133,12 +113,7 @@ static void pending_flush(struct gcs *g, struct gcs_pending **head, struct gcs_p
 		*head = p->next;
 		if (!*head)
 			*tail = NULL;
-		if (r == 0) {
-			struct release_info ri = {p->release, p->rel_id, p->rel_pid};
-			release_now(g, &ri);
-		}
 		free(p->json);
-		free(p->rel_id);
 		free(p);
 	}
 }
@@ -150,7 +125,6 @@ static void req_free(struct gcs_req *r)
 	struct gcs *g = r->g;
 	if (r->cleanup)
 		r->cleanup(r);
-	free(r->rel_id);
 	if (r->prev)
 		r->prev->next = r->next;
 	else
@@ -165,9 +139,10 @@ static void req_free(struct gcs_req *r)
  * earlier connection goes out on the current one once it is negotiated (the host seeds and
  * pre-registers such ids after a migration, gcs-bridge.md §7.4); until then a WaitForProcess
  * answer is queued (an exit code must not be lost) and anything else is dropped, as the Go
- * guest loses it. */
+ * guest loses it.  Exit codes stay retrievable after this (guest/runtime.h retain_exits):
+ * bytes written just before a cut may never be read by the old host. */
 static void send_response(struct gcs *g, uint64_t gen, uint32_t type, uint64_t id, char *json,
-                          size_t len, const struct release_info *ri)
+                          size_t len)
 {
 	struct err e;
 	bool stale = gen != g->conn_gen;
@@ -175,7 +150,7 @@ static void send_response(struct gcs *g, uint64_t gen, uint32_t type, uint64_t i
 		if ((type & ~BRIDGE_MT_MASK) == RPC_WAIT_FOR_PROCESS) {
 			log_info("queue wait response id=%llu until the next negotiated connection",
 			         (unsigned long long)id);
-			pending_push(&g->pend_head, &g->pend_tail, type, id, json, len, ri);
+			pending_push(&g->pend_head, &g->pend_tail, type, id, json, len);
 			return;
 		}
 		log_warn("drop response %s id=%llu: its connection is gone", bridge_type_name(type),
@@ -195,15 +170,12 @@ static void send_response(struct gcs *g, uint64_t gen, uint32_t type, uint64_t i
 	if (r < 0)
 		log_warn("response %s id=%llu: %s", bridge_type_name(type), (unsigned long long)id,
 		         e.msg);
-	else if (g->pv != GCS_PV_INVALID)
-		release_now(g, ri);
 	free(json);
 }
 
 static void req_send(struct gcs_req *r, char *json, size_t len)
 {
-	struct release_info ri = {r->release, r->rel_id, r->rel_pid};
-	send_response(r->g, r->conn_gen, r->type, r->id, json, len, &ri);
+	send_response(r->g, r->conn_gen, r->type, r->id, json, len);
 }
 
 void gcs_req_respond(struct gcs_req *r, enum bridge_msg_kind k, void *msg)
@@ -303,7 +275,7 @@ void gcs_notify_exit(struct gcs *g, const char *id, const char *type)
 	}
 	log_info("container exit id=%s type=%s%s", id, type,
 	         g->conn && g->pv != GCS_PV_INVALID ? "" : " (queued)");
-	pending_push(&g->pend_head, &g->pend_tail, 0, 0, json, len, NULL);
+	pending_push(&g->pend_head, &g->pend_tail, 0, 0, json, len);
 	pending_flush(g, &g->pend_head, &g->pend_tail);
 }
 

@@ -42,11 +42,6 @@ struct gcs_req {
 	void (*cleanup)(struct gcs_req *r); /* frees the state below; may be NULL */
 	void *state;
 	struct rt_wait *wait; /* WaitForProcess in progress */
-	/* WaitForProcess: the process to release (rt_release) once the exit code was written
-	 * to a live, negotiated connection */
-	bool release;
-	char *rel_id; /* NULL: a UVM process */
-	pid_t rel_pid;
 };
 
 /* A frame waiting for a negotiated connection (notification or late WaitForProcess
@@ -56,9 +51,6 @@ struct gcs_pending {
 	uint64_t id;
 	char *json;
 	size_t len;
-	bool release; /* release rel_id/rel_pid once sent (see gcs_req) */
-	char *rel_id;
-	pid_t rel_pid;
 	struct gcs_pending *next;
 };
 

@@ -372,8 +372,8 @@ static void wait_done(struct rt *rt, int32_t hresult, uint32_t exit_code, void *
 		gcs_req_fail(r, hresult, "HRESULT: 0x%08x", (uint32_t)hresult);
 		return;
 	}
-	/* the process is released (forgotten) once this answer reached a live connection */
-	r->release = true;
+	/* the code stays retrievable (retain_exits): a later wait, e.g. a new host's probe
+	 * after this answer was lost in a cut, gets it again */
 	struct bridge_wait_resp resp = {.exit_code = exit_code};
 	gcs_req_respond(r, BMSG_WAIT_RESP, &resp);
 }
@@ -384,8 +384,6 @@ void gcs_handle_wait(struct gcs_req *r, const char *json, size_t len)
 	if (!decode(r, BMSG_WAIT_REQ, json, len, &q))
 		return;
 	const char *id = gcs_is_null_id(q.base.container_id) ? NULL : q.base.container_id;
-	r->rel_id = id ? xstrdup(id) : NULL;
-	r->rel_pid = (pid_t)q.process_id;
 	/* The handle stays valid until wait_done runs (or rt_free). */
 	r->wait = rt_wait(r->g->rt, id, (pid_t)q.process_id, q.timeout_in_ms, wait_done, r);
 	bridge_wait_req_fini(&q);

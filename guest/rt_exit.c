@@ -1,11 +1,17 @@
 /* Process records, waiters and exit-code retention (§5.2-§5.4).  A process's exit becomes
  * *available* when it was reaped and its stdio relay finished (output flushed and the host's
- * side closed, §6.4); available exits go to every current waiter at once, and that first
- * hand-over releases the process: exec'd and UVM processes are forgotten, the init keeps
- * answering and its container's exit notification is raised (once).  Pids reaped before
- * anyone tracked them (an exec'd process that exits before `crun exec` returns) are kept in a
- * small table and claimed when the pid file is read.  Waiters are answered from timers, so
- * no callback ever runs inside rt_wait. */
+ * side closed, §6.4); available exits go to every current waiter at once.  Without
+ * retain_exits that first hand-over releases the process, as in the Go GCS: exec'd and UVM
+ * processes are forgotten.  With retain_exits (ferry-gcs) nothing is forgotten on delivery,
+ * since a response written just before a connection loss may never reach the host: an exited
+ * exec'd process keeps answering until its container is deleted, an exited UVM process until
+ * RT_RETAIN_MAX later UVM exits pushed it out (the same bound applies per container), and a
+ * new process with the pid of a retained one replaces it.  Its relay is freed as soon as the
+ * exit is available.  The init keeps answering until rt_delete and its container's exit
+ * notification is raised (once) at the first hand-over.  Pids reaped before anyone tracked
+ * them (an exec'd process that exits before `crun exec` returns) are kept in a small table
+ * and claimed when the pid file is read.  Waiters are answered from timers, so no callback
+ * ever runs inside rt_wait. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +129,41 @@ void rt_proc_forget(struct rt_proc *p)
 	rt_proc_free(p);
 }
 
+/* retain_exits: keep at most RT_RETAIN_MAX exited processes on list h (a container's
+ * exec'd processes, or the UVM processes): forget those that exited first.  `keep` is never
+ * forgotten. */
+static void retain_trim(struct dlink *h, const struct rt_proc *keep)
+{
+	for (;;) {
+		unsigned n = 0;
+		struct rt_proc *oldest = NULL;
+		for (struct dlink *l = h->next; l != h; l = l->next) {
+			struct rt_proc *q = dl_entry(l, struct rt_proc, link);
+			if (!q->exited)
+				continue;
+			n++;
+			if (q != keep && (!oldest || q->exit_seq < oldest->exit_seq))
+				oldest = q;
+		}
+		if (n <= RT_RETAIN_MAX || !oldest)
+			return;
+		log_debug("runtime: retention full, forgetting the exit of pid=%d",
+		          (int)oldest->pid);
+		rt_proc_forget(oldest);
+	}
+}
+
+/* retain_exits: a retained exited process whose pid was reused is replaced by the new one. */
+static void retain_replace(struct dlink *h, pid_t pid)
+{
+	for (struct dlink *l = h->next; l != h;) {
+		struct rt_proc *q = dl_entry(l, struct rt_proc, link);
+		l = l->next;
+		if (q->pid == pid && q->exited)
+			rt_proc_forget(q);
+	}
+}
+
 static void proc_deliver(struct rt_proc *p)
 {
 	struct rt *rt = p->rt;
@@ -132,7 +173,16 @@ static void proc_deliver(struct rt_proc *p)
 	_cleanup_free_ char *cid = is_init ? xstrdup(p->c->id) : NULL;
 	uint64_t gen = is_init ? p->c->gen : 0;
 
-	if (!proc_available(p) || dl_empty(&p->waiters))
+	if (!proc_available(p))
+		return;
+	if (!is_init && rt->retain && p->relay) {
+		/* only the exit code is kept: release the stdio resources now (safe from the
+		 * relay's own callback) */
+		relay_free(p->relay);
+		p->relay = NULL;
+		p->relay_done = true;
+	}
+	if (dl_empty(&p->waiters))
 		return;
 	/* move the waiters to a private list (cancel still works on it) */
 	local.next = p->waiters.next;
@@ -162,7 +212,9 @@ static void proc_deliver(struct rt_proc *p)
 
 void rt_proc_exited(struct rt_proc *p, int status)
 {
+	struct rt *rt = p->rt;
 	p->exited = true;
+	p->exit_seq = ++rt->exit_seq;
 	if (WIFSIGNALED(status))
 		p->code = p->c ? 128u + (uint32_t)WTERMSIG(status) : 0xFFFFFFFFu;
 	else
@@ -170,6 +222,8 @@ void rt_proc_exited(struct rt_proc *p, int status)
 	log_debug("runtime: pid=%d exited code=%u", (int)p->pid, p->code);
 	if (p->relay)
 		relay_close_input(p->relay);
+	if (rt->retain && !p->is_init)
+		retain_trim(p->c ? &p->c->procs : &rt->external, p);
 	proc_deliver(p);
 }
 
@@ -186,6 +240,8 @@ void rt_proc_relay_done(struct relay *r, void *ud)
 
 struct rt_proc *rt_proc_new(struct rt *rt, struct rt_container *c, pid_t pid)
 {
+	if (rt->retain)
+		retain_replace(c ? &c->procs : &rt->external, pid);
 	struct rt_proc *p = xcalloc(1, sizeof(*p));
 	p->rt = rt;
 	p->c = c;

@@ -14,6 +14,9 @@
 #include "guest/runtime.h"
 
 #define UNCLAIMED_MAX 64
+/* retain_exits: exited exec'd processes kept per container, and exited UVM processes kept,
+ * beyond which the one that exited first is forgotten */
+#define RT_RETAIN_MAX 1024
 
 struct dlink {
 	struct dlink *prev, *next;
@@ -59,6 +62,7 @@ struct rt_proc {
 	bool exited;
 	bool relay_done;
 	uint32_t code;
+	uint64_t exit_seq; /* order of exits (rt->exit_seq), for the retention bound */
 	struct relay *relay;
 	struct dlink waiters;
 };
@@ -135,6 +139,7 @@ struct rt {
 	ev_child child;
 	uint64_t gen_next;
 	uint64_t reap_seq;
+	uint64_t exit_seq;
 	struct reaped unclaimed[UNCLAIMED_MAX];
 	unsigned unclaimed_next;
 	int busy;

@@ -1,8 +1,9 @@
 /* The host GCS client: bridge listener + accept, negotiation (offering FerryStdioResume), the
- * container wait table, the call path (requests encoded and responses decoded with the
- * bridge/msg.h codecs, Result/ErrorMessage turned into a struct gcs_result) and the
- * migration verbs (cut, relisten, wake, adopted waits).  Framing, ids, timeouts and the
- * 64 KiB receive cap are bridge/client.h's job; this file gives them meaning. */
+ * container wait table and the call path (requests encoded and responses decoded with the
+ * bridge/msg.h codecs, Result/ErrorMessage turned into a struct gcs_result).  The migration
+ * verbs (cut, relisten, wake, adopt, adopted waits) are in gcs_migrate.c.  Framing, ids,
+ * timeouts and the 64 KiB receive cap are bridge/client.h's job; this file gives them
+ * meaning. */
 #include "host/gcs_client.h"
 
 #include <errno.h>
@@ -15,58 +16,11 @@
 #include "common/log.h"
 #include "common/vsock.h"
 #include "common/xalloc.h"
+#include "host/gcs_client_priv.h"
 #include "host/process.h"
-
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #define DEFAULT_ACCEPT_TIMEOUT_MS 120000
 #define MAX_CONTAINER_ID          256
-
-/* ST_CUT: connections dropped by gcs_client_cut, state kept, nothing listening. */
-enum client_state { ST_LISTENING, ST_NEGOTIATING, ST_READY, ST_FAILED, ST_CLOSED, ST_CUT };
-
-/* One outstanding call: typed (resp_kind != BMSG_NONE, mdone) or raw (rdone). */
-struct call {
-	struct call *prev, *next;
-	struct gcs_client *c;
-	int64_t id;
-	uint32_t rpc;
-	enum bridge_msg_kind resp_kind;
-	bool check_gdc; /* NegotiateProtocol: GuestDefinedCapabilities must be present */
-	gcs_msg_fn mdone;
-	gcs_raw_fn rdone;
-	void *ud;
-};
-
-/* Wait table entry: a container this host created, waiting for its exit notification. */
-struct wait_entry {
-	struct wait_entry *next;
-	char *id;
-};
-
-struct gcs_client {
-	struct ev_loop *loop;
-	struct vsock_addr addr;
-	struct gcs_client_config cfg;
-	struct gcs_client_ops ops;
-	void *ud;
-	int lfd;
-	ev_io accept_w;
-	ev_timer accept_timer;
-	struct bridge_client *bc;
-	enum client_state state;
-	struct gcs_caps caps;
-	uint32_t next_port;
-	struct call *calls;
-	struct wait_entry *waits;
-	bool negotiated_once; /* a negotiation succeeded before: the next one is a reconnect */
-	bool adopted;         /* state adopted from another host: links probe on negotiation */
-	struct gcs_client_link links; /* list head (sentinel) */
-	unsigned depth;
-	bool free_pending;
-};
 
 /* ---- helpers ---- */
 
@@ -104,14 +58,14 @@ const char *gcs_hresult_name(int32_t hr)
 	}
 }
 
-static void enter(struct gcs_client *c)
+void gcs_client_enter(struct gcs_client *c)
 {
 	c->depth++;
 }
 
 static void client_destroy(struct gcs_client *c);
 
-static bool leave(struct gcs_client *c)
+bool gcs_client_leave(struct gcs_client *c)
 {
 	if (--c->depth == 0 && c->free_pending) {
 		client_destroy(c);
@@ -244,15 +198,15 @@ static bool has_gdc(const char *json, size_t len)
 	return found;
 }
 
-static void on_call_done(struct bridge_client *bc, int status, const char *json, size_t len,
-                         const struct err *why, void *ud)
+void gcs_client_on_call_done(struct bridge_client *bc, int status, const char *json, size_t len,
+                             const struct err *why, void *ud)
 {
 	struct call *k = ud;
 	struct gcs_client *c = k->c;
 	struct gcs_result r;
 	bool fatal = false;
 	(void)bc;
-	enter(c);
+	gcs_client_enter(c);
 	call_unlink(c, k);
 	enum bridge_msg_kind kind = k->resp_kind != BMSG_NONE ? k->resp_kind : BMSG_RESP_BASE;
 	size_t sz = bridge_msg_struct_size(kind);
@@ -294,10 +248,10 @@ static void on_call_done(struct bridge_client *bc, int status, const char *json,
 	free(k);
 	if (fatal && !c->free_pending && c->bc)
 		bridge_client_close(c->bc, &r.err);
-	leave(c);
+	gcs_client_leave(c);
 }
 
-static void call_link(struct gcs_client *c, struct call *k)
+void gcs_client_call_link(struct gcs_client *c, struct call *k)
 {
 	k->next = c->calls;
 	k->prev = NULL;
@@ -320,13 +274,13 @@ static int send_payload(struct gcs_client *c, struct call *k, const char *payloa
 	         : timeout_ms < 0 ? BRIDGE_TIMEOUT_NONE
 	                          : timeout_ms;
 	int rc = bridge_client_call_ex(c->bc, (enum bridge_rpc)k->rpc, payload, len, bt,
-	                               on_call_done, k, &k->id, e);
+	                               gcs_client_on_call_done, k, &k->id, e);
 	if (rc < 0) {
 		uint32_t rpc = k->rpc;
 		free(k);
 		return err_prefix(e, "%s", bridge_type_name(rpc));
 	}
-	call_link(c, k);
+	gcs_client_call_link(c, k);
 	if (id_out)
 		*id_out = (uint64_t)k->id;
 	return 0;
@@ -437,44 +391,7 @@ void gcs_client_cancel(struct gcs_client *c, uint64_t id)
 	}
 }
 
-int gcs_client_preregister_wait(struct gcs_client *c, uint64_t id, gcs_msg_fn done, void *ud,
-                                struct err *e)
-{
-	if (id > (uint64_t)INT64_MAX)
-		return err_set(e, -EINVAL, "preregister: bad wait id %llu", (unsigned long long)id);
-	if (!c->bc || c->state == ST_CLOSED || c->state == ST_FAILED)
-		return err_set(e, -ECONNRESET, "preregister: gcs bridge is closed");
-	struct call *k = xcalloc(1, sizeof(*k));
-	k->c = c;
-	k->rpc = RPC_WAIT_FOR_PROCESS;
-	k->resp_kind = BMSG_WAIT_RESP;
-	k->mdone = done;
-	k->ud = ud;
-	k->id = (int64_t)id;
-	if (bridge_client_preregister(c->bc, (int64_t)id, on_call_done, k, e) < 0) {
-		free(k);
-		return err_prefix(e, "adopt wait id=%llu", (unsigned long long)id);
-	}
-	call_link(c, k);
-	return 0;
-}
-
-uint64_t *gcs_client_outstanding_ids(struct gcs_client *c, size_t *n)
-{
-	size_t k = 0;
-	for (struct call *q = c->calls; q; q = q->next)
-		k++;
-	uint64_t *v = xcalloc(k + 1, sizeof(*v));
-	k = 0;
-	for (struct call *q = c->calls; q; q = q->next)
-		v[k++] = (uint64_t)q->id;
-	*n = k;
-	return v;
-}
-
 /* ---- negotiation ---- */
-
-static int listen_bridge(struct gcs_client *c, struct err *e);
 
 static void notify_links(struct gcs_client *c, bool reconnect)
 {
@@ -600,7 +517,7 @@ static void on_negotiate(struct gcs_client *c, const struct gcs_result *r, const
 	    !bridge_client_attached(c->bc)) {
 		/* Migrating: the connection went away under the negotiation; the next re-dial
 		 * negotiates again. */
-		if (c->lfd < 0 && listen_bridge(c, &e) < 0)
+		if (c->lfd < 0 && gcs_client_listen_bridge(c, &e) < 0)
 			ready(c, e.code, &e);
 		return;
 	}
@@ -635,7 +552,7 @@ static void on_notify(struct bridge_client *bc, const char *json, size_t len, vo
 	struct gcs_client *c = ud;
 	struct err e;
 	struct bridge_notification n;
-	enter(c);
+	gcs_client_enter(c);
 	if (bridge_notification_decode(json, len, &n, &e) < 0) {
 		err_prefix(&e, "container notification");
 		bridge_client_close(bc, &e);
@@ -648,21 +565,21 @@ static void on_notify(struct bridge_client *bc, const char *json, size_t len, vo
 		c->ops.on_container_exit(c, n.container_id, n.type ? n.type : "Unknown", c->ud);
 	}
 	bridge_notification_fini(&n);
-	leave(c);
+	gcs_client_leave(c);
 }
 
 static void on_bridge_close(struct bridge_client *bc, const struct err *why, void *ud)
 {
 	struct gcs_client *c = ud;
 	(void)bc;
-	enter(c);
+	gcs_client_enter(c);
 	enum client_state was = c->state;
 	c->state = ST_CLOSED;
 	if (was == ST_READY && c->ops.on_close)
 		c->ops.on_close(c, why, c->ud);
 	else if (was == ST_NEGOTIATING || was == ST_LISTENING)
 		ready(c, why && why->code ? why->code : -ECONNRESET, why);
-	leave(c);
+	gcs_client_leave(c);
 }
 
 /* Migrating mode: the transport went away; keep the calls and wait for a relisten. */
@@ -674,7 +591,7 @@ static void on_bridge_detach(struct bridge_client *bc, const struct err *why, vo
 	         why ? why->msg : "?");
 	/* Accept the guest's re-dial (e.g. it was woken after it had already dialled us). */
 	struct err e;
-	if (c->lfd < 0 && listen_bridge(c, &e) < 0) {
+	if (c->lfd < 0 && gcs_client_listen_bridge(c, &e) < 0) {
 		c->state = ST_CUT;
 		log_warn("%s", e.msg);
 	}
@@ -704,7 +621,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	int fd = vsock_accept(c->lfd, &e);
 	if (fd == IO_AGAIN)
 		return;
-	enter(c);
+	gcs_client_enter(c);
 	/* Exactly one connection: close the listener now (Go host: closeListener=true). */
 	ev_io_stop(c->loop, &c->accept_w);
 	ev_timer_stop(c->loop, &c->accept_timer);
@@ -713,17 +630,17 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	if (fd < 0) {
 		err_prefix(&e, "accept gcs bridge connection");
 		ready(c, e.code, &e);
-		leave(c);
+		gcs_client_leave(c);
 		return;
 	}
 	if (bridge_client_attach(c->bc, fd, &e) < 0) {
 		ready(c, e.code, &e);
-		leave(c);
+		gcs_client_leave(c);
 		return;
 	}
 	if (!c->free_pending)
 		send_negotiate(c);
-	leave(c);
+	gcs_client_leave(c);
 }
 
 static void on_accept_timeout(struct ev_loop *loop, ev_timer *w, int revents)
@@ -732,13 +649,13 @@ static void on_accept_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	struct err e;
 	(void)loop;
 	(void)revents;
-	enter(c);
+	gcs_client_enter(c);
 	err_set(&e, -ETIMEDOUT, "gcs did not connect within %d ms", c->cfg.accept_timeout_ms);
 	ready(c, e.code, &e);
-	leave(c);
+	gcs_client_leave(c);
 }
 
-static int listen_bridge(struct gcs_client *c, struct err *e)
+int gcs_client_listen_bridge(struct gcs_client *c, struct err *e)
 {
 	c->lfd = vsock_listen(&c->addr, GCS_BRIDGE_PORT, e);
 	if (c->lfd < 0) {
@@ -784,7 +701,7 @@ struct gcs_client *gcs_client_new(struct ev_loop *loop, const struct gcs_client_
 	bridge_client_set_default_timeout(c->bc, c->cfg.rpc_timeout_ms > 0
 	                                             ? (unsigned)c->cfg.rpc_timeout_ms
 	                                             : BRIDGE_DEFAULT_TIMEOUT_MS);
-	if (listen_bridge(c, e) < 0) {
+	if (gcs_client_listen_bridge(c, e) < 0) {
 		bridge_client_free(c->bc);
 		free(c);
 		return NULL;
@@ -876,153 +793,4 @@ const struct gcs_caps *gcs_client_caps(const struct gcs_client *c)
 bool gcs_client_is_ready(const struct gcs_client *c)
 {
 	return c->state == ST_READY;
-}
-
-/* ---- migration counters ---- */
-
-uint32_t gcs_client_next_stdio_port(const struct gcs_client *c)
-{
-	return c->next_port;
-}
-
-int gcs_client_set_next_stdio_port(struct gcs_client *c, uint32_t port, struct err *e)
-{
-	if (port < c->next_port)
-		return err_set(e, -EINVAL, "next stdio port %#x is below the current %#x", port,
-		               c->next_port);
-	c->next_port = port;
-	return 0;
-}
-
-uint32_t gcs_client_alloc_stdio_port(struct gcs_client *c)
-{
-	return c->next_port++;
-}
-
-uint64_t gcs_client_next_bridge_id(const struct gcs_client *c)
-{
-	return (uint64_t)bridge_client_next_id(c->bc);
-}
-
-int gcs_client_set_next_bridge_id(struct gcs_client *c, uint64_t id, struct err *e)
-{
-	if (id < gcs_client_next_bridge_id(c) || id > (uint64_t)INT64_MAX)
-		return err_set(e, -EINVAL, "next bridge id %llu is below the current %llu",
-		               (unsigned long long)id,
-		               (unsigned long long)gcs_client_next_bridge_id(c));
-	bridge_client_seed_next_id(c->bc, (int64_t)id);
-	return 0;
-}
-
-/* ---- migration ---- */
-
-void gcs_client_set_migrating(struct gcs_client *c, bool on)
-{
-	bridge_client_set_migrating(c->bc, on);
-}
-
-bool gcs_client_stdio_resume(const struct gcs_client *c)
-{
-	return c->state == ST_READY && c->caps.ferry_stdio_resume;
-}
-
-int gcs_client_cut(struct gcs_client *c, struct err *e)
-{
-	if (!c->bc || bridge_client_closed(c->bc) || c->state == ST_FAILED)
-		return err_set(e, -ENOTCONN, "cut: gcs bridge is closed");
-	bridge_client_set_migrating(c->bc, true);
-	if (c->lfd >= 0) {
-		ev_io_stop(c->loop, &c->accept_w);
-		vsock_unlisten(&c->addr, GCS_BRIDGE_PORT, c->lfd);
-		c->lfd = -1;
-	}
-	ev_timer_stop(c->loop, &c->accept_timer);
-	/* The bridge first, so the guest learns the host changed before its stdio is cut. */
-	enter(c);
-	bridge_client_detach(c->bc);
-	if (c->state != ST_CLOSED)
-		c->state = ST_CUT;
-	for (struct gcs_client_link *l = c->links.next; l != &c->links && !c->free_pending;) {
-		struct gcs_client_link *next = l->next;
-		if (l->on_cut)
-			l->on_cut(l);
-		l = next;
-	}
-	leave(c);
-	return 0;
-}
-
-int gcs_client_relisten(struct gcs_client *c, struct err *e)
-{
-	if (c->state != ST_CUT)
-		return err_set(e, -EINVAL, "relisten: the client was not cut");
-	if (listen_bridge(c, e) < 0) {
-		c->state = ST_CUT;
-		return e->code;
-	}
-	for (struct gcs_client_link *l = c->links.next; l != &c->links; l = l->next)
-		if (l->on_relisten && l->on_relisten(l, e) < 0)
-			return e->code;
-	return 0;
-}
-
-int gcs_client_wake_guest(struct gcs_client *c, struct err *e)
-{
-	int fd = -1;
-	if (c->addr.kind == VSOCK_KIND_HYBRID) {
-		/* The guest's own listener of a hybrid address is PATH.guest_<port>. */
-		struct sockaddr_un un = {.sun_family = AF_UNIX};
-		if (vsock_unix_guest_path(c->addr.path, GCS_WAKE_PORT, un.sun_path,
-		                          sizeof(un.sun_path), e) < 0)
-			return e->code;
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (fd < 0)
-			return err_sys(e, -errno, "wake: socket");
-		if (connect(fd, (struct sockaddr *)&un, sizeof(un)) < 0) {
-			int rc = -errno;
-			close(fd);
-			return err_sys(e, rc, "wake: connect %s", un.sun_path);
-		}
-	} else {
-		fd = vsock_dial_guest(&c->addr, GCS_WAKE_PORT, 200, NULL, e);
-		if (fd < 0)
-			return err_prefix(e, "wake");
-	}
-	close(fd);
-	return 0;
-}
-
-int gcs_client_adopt(struct gcs_client *c, const struct gcs_client_state *s, struct err *e)
-{
-	if (c->state != ST_LISTENING || c->negotiated_once)
-		return err_set(e, -EINVAL, "adopt: only before the guest's re-dial is accepted");
-	if (s->next_port > c->next_port)
-		c->next_port = s->next_port;
-	if (s->next_id > (uint64_t)INT64_MAX)
-		return err_set(e, -EINVAL, "adopt: next id out of range");
-	bridge_client_seed_next_id(c->bc, (int64_t)s->next_id);
-	for (size_t i = 0; i < s->n_containers; i++) {
-		int rc = gcs_client_register_container(c, s->containers[i], e);
-		if (rc < 0 && rc != -EEXIST)
-			return err_prefix(e, "adopt");
-	}
-	for (size_t i = 0; i < s->n_orphans; i++) {
-		/* Another host's call: its late response is dropped here. */
-		struct call *k = xcalloc(1, sizeof(*k));
-		k->c = c;
-		k->rpc = RPC_WAIT_FOR_PROCESS;
-		k->resp_kind = BMSG_RESP_BASE;
-		k->id = (int64_t)s->orphans[i];
-		if (s->orphans[i] > (uint64_t)INT64_MAX ||
-		    bridge_client_preregister(c->bc, k->id, on_call_done, k, e) < 0) {
-			free(k);
-			return err_set(e, -EINVAL, "adopt: bad orphan id %llu",
-			               (unsigned long long)s->orphans[i]);
-		}
-		call_link(c, k);
-	}
-	/* Late responses and notifications of the blackout must not kill the bridge. */
-	bridge_client_set_migrating(c->bc, true);
-	c->adopted = true;
-	return 0;
 }

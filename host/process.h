@@ -5,7 +5,8 @@
  * {pid, 0xFFFFFFFF}.  stdout/stderr are read to EOF and then closed (the guest reports the
  * exit only after that, spec §6.4); the exit callback runs once the exit code is known AND
  * all output has been delivered.  HrErrNotFound on a wait counts as exit code 0 (as the Go
- * host does: an exec'd process whose code was already collected is forgotten by the guest). */
+ * host does: the Go GCS forgets an exec'd process whose code was already collected; ferry-gcs
+ * keeps it and answers such a wait with the real code). */
 #ifndef FERRY_HOST_PROCESS_H
 #define FERRY_HOST_PROCESS_H
 

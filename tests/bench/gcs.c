@@ -6,11 +6,9 @@
  * the ferry-gcs binary size, and its VmRSS idle and with 50 running containers.  Each figure
  * is the median of 5 runs.  Run from the source tree root (BUILD selects the build dir). */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -26,6 +24,7 @@
 #include "host/gcs_client.h"
 #include "host/iorelay.h"
 #include "host/process.h"
+#include "tests/lib/hostenv.h"
 #include "tests/lib/testenv.h"
 
 #define RUNS           5
@@ -36,14 +35,7 @@
 #define BENCH_PORT     0x50000000u
 
 struct bench {
-	struct ev_loop *loop;
-	char *tmp;
-	char addr[160];
-	const char *rootfs;
-	pid_t gcs_pid;
-	struct gcs_client *c;
-	bool ready;
-	int ready_status;
+	struct hostenv h; /* loop, tmp dir, rootfs, client, the agent */
 	int seq;
 };
 
@@ -55,24 +47,9 @@ static void die(const char *what, const struct err *e)
 	exit(1);
 }
 
-static void on_guard(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)revents;
-	*(bool *)w->data = true;
-	ev_break(loop, EVBREAK_ONE);
-}
-
 static void run_until(const bool *flag, double timeout_s, const char *what)
 {
-	bool expired = false;
-	ev_timer guard;
-	ev_timer_init(&guard, on_guard, timeout_s, 0.);
-	guard.data = &expired;
-	ev_timer_start(B.loop, &guard);
-	while (!*flag && !expired)
-		ev_run(B.loop, EVRUN_ONCE);
-	ev_timer_stop(B.loop, &guard);
-	if (!*flag) {
+	if (!hostenv_run_until(B.h.loop, flag, timeout_s)) {
 		fprintf(stderr, "bench gcs: timeout waiting for %s\n", what);
 		exit(1);
 	}
@@ -99,16 +76,6 @@ static double pct(double *v, size_t n, double p)
 
 /* ---- client plumbing ---- */
 
-static void on_ready(struct gcs_client *c, int status, const struct err *e, void *ud)
-{
-	(void)c;
-	(void)ud;
-	B.ready = true;
-	B.ready_status = status;
-	if (status < 0)
-		die("negotiate", e);
-}
-
 static void on_close(struct gcs_client *c, const struct err *why, void *ud)
 {
 	(void)c;
@@ -116,20 +83,7 @@ static void on_close(struct gcs_client *c, const struct err *why, void *ud)
 	die("bridge closed", why);
 }
 
-struct done {
-	bool done;
-	struct gcs_result r;
-};
-
-static void on_done(struct gcs_client *c, const struct gcs_result *r, void *ud)
-{
-	struct done *d = ud;
-	(void)c;
-	d->done = true;
-	d->r = *r;
-}
-
-static void must(int rc, struct done *d, const char *what, const struct err *e)
+static void must(int rc, struct hostenv_done *d, const char *what, const struct err *e)
 {
 	if (rc < 0)
 		die(what, e);
@@ -142,24 +96,26 @@ static char *container(const char *const *args)
 {
 	struct err e;
 	char *id = xasprintf("b%d", ++B.seq);
-	json_t *spec = testenv_oci_spec(B.rootfs, args, false);
-	_cleanup_free_ char *bundle = xasprintf("%s/gcs/c/%s", B.tmp, id);
+	json_t *spec = testenv_oci_spec(B.h.rootfs, args, false);
+	_cleanup_free_ char *bundle = xasprintf("%s/gcs/c/%s", B.h.tmp, id);
 	struct gcs_container_config cc = {.bundle_path = bundle, .oci_spec = spec};
-	struct done d = {0};
-	must(gcs_client_create_container(B.c, id, &cc, on_done, &d, &e), &d, "create", &e);
+	struct hostenv_done d = {0};
+	must(gcs_client_create_container(B.h.c, id, &cc, hostenv_on_done, &d, &e), &d, "create",
+	     &e);
 	json_decref(spec);
-	struct done s = {0};
-	must(gcs_client_start_container(B.c, id, on_done, &s, &e), &s, "start", &e);
+	struct hostenv_done s = {0};
+	must(gcs_client_start_container(B.h.c, id, hostenv_on_done, &s, &e), &s, "start", &e);
 	return id;
 }
 
 static void container_kill_delete(const char *id)
 {
 	struct err e;
-	struct done d = {0};
-	must(gcs_client_shutdown_container(B.c, id, false, on_done, &d, &e), &d, "shutdown", &e);
-	struct done x = {0};
-	must(gcs_client_delete_container(B.c, id, on_done, &x, &e), &x, "delete", &e);
+	struct hostenv_done d = {0};
+	must(gcs_client_shutdown_container(B.h.c, id, false, hostenv_on_done, &d, &e), &d,
+	     "shutdown", &e);
+	struct hostenv_done x = {0};
+	must(gcs_client_delete_container(B.h.c, id, hostenv_on_done, &x, &e), &x, "delete", &e);
 }
 
 struct proc {
@@ -210,7 +166,7 @@ static long long run_proc(const struct gcs_process_config *pc, struct proc *x)
 	struct err e;
 	memset(x, 0, sizeof(*x));
 	long long t0 = mono_ns();
-	x->p = gcs_process_start(B.c, pc, &pops, x, &e);
+	x->p = gcs_process_start(B.h.c, pc, &pops, x, &e);
 	if (!x->p)
 		die("process start", &e);
 	run_until(&x->exited, 60, "process exit");
@@ -235,12 +191,12 @@ static void bench_rpc(const char *id)
 	for (int r = 0; r < RUNS; r++) {
 		long long t0 = mono_ns();
 		for (int i = 0; i < RPC_CALLS; i++) {
-			struct done d = {0};
+			struct hostenv_done d = {0};
 			long long s = mono_ns();
-			if (gcs_client_start_container(B.c, id, on_done, &d, &e) < 0)
+			if (gcs_client_start_container(B.h.c, id, hostenv_on_done, &d, &e) < 0)
 				die("start rpc", &e);
 			while (!d.done)
-				ev_run(B.loop, EVRUN_ONCE);
+				ev_run(B.h.loop, EVRUN_ONCE);
 			if (d.r.status < 0)
 				die("start rpc", &d.r.err);
 			lat[i] = (double)(mono_ns() - s) / 1e3;
@@ -313,11 +269,11 @@ static double raw_throughput(uint32_t port)
 {
 	struct err e;
 	struct vsock_addr a;
-	if (vsock_addr_parse(B.addr, &a, &e) < 0)
+	if (vsock_addr_parse(B.h.addr, &a, &e) < 0)
 		die("addr", &e);
 	struct raw x = {0};
 	struct iorelay_ops ops = {.on_data = raw_data, .on_done = raw_done};
-	struct iorelay *r = iorelay_new(B.loop, &a, port, IORELAY_FROM_GUEST, -1, &ops, &x, &e);
+	struct iorelay *r = iorelay_new(B.h.loop, &a, port, IORELAY_FROM_GUEST, -1, &ops, &x, &e);
 	if (!r)
 		die("raw listen", &e);
 	pid_t pid = fork();
@@ -390,7 +346,7 @@ static void bench_size(const char *gcs)
 	struct stat st;
 	if (stat(gcs, &st) < 0)
 		die(gcs, NULL);
-	_cleanup_free_ char *stripped = xasprintf("%s/ferry-gcs.stripped", B.tmp);
+	_cleanup_free_ char *stripped = xasprintf("%s/ferry-gcs.stripped", B.h.tmp);
 	_cleanup_free_ char *cmd = xasprintf("strip -o %s %s 2>/dev/null", stripped, gcs);
 	struct stat ss = {0};
 	bool have = system(cmd) == 0 && stat(stripped, &ss) == 0;
@@ -404,7 +360,7 @@ static void bench_rss(void)
 {
 	double idle[RUNS];
 	for (int r = 0; r < RUNS; r++) {
-		idle[r] = (double)rss_kib(B.gcs_pid);
+		idle[r] = (double)rss_kib(B.h.gcs_pid);
 		usleep(20000);
 	}
 	printf("ferry-gcs VmRSS idle                    %10.0f KiB   (goal <= 2048 KiB)\n",
@@ -423,7 +379,7 @@ static void bench_rss(void)
 		                                          .stdout_fd = -1,
 		                                          .stderr_fd = -1}};
 		memset(&inits[i], 0, sizeof(inits[i]));
-		inits[i].p = gcs_process_start(B.c, &pc, &pops, &inits[i], &e);
+		inits[i].p = gcs_process_start(B.h.c, &pc, &pops, &inits[i], &e);
 		if (!inits[i].p)
 			die("init", &e);
 		run_until(&inits[i].started, 30, "init start");
@@ -431,21 +387,22 @@ static void bench_rss(void)
 	double setup_s = (double)(mono_ns() - t0) / 1e9;
 	double busy[RUNS];
 	for (int r = 0; r < RUNS; r++) {
-		busy[r] = (double)rss_kib(B.gcs_pid);
+		busy[r] = (double)rss_kib(B.h.gcs_pid);
 		usleep(20000);
 	}
 	printf("ferry-gcs VmRSS, %d running containers  %10.0f KiB   (set up in %.1f s)\n",
 	       RSS_CONTAINERS, median(busy, RUNS), setup_s);
 	for (int i = 0; i < RSS_CONTAINERS; i++) {
-		struct done d = {0};
-		must(gcs_client_shutdown_container(B.c, ids[i], false, on_done, &d, &e), &d,
-		     "shutdown", &e);
+		struct hostenv_done d = {0};
+		must(gcs_client_shutdown_container(B.h.c, ids[i], false, hostenv_on_done, &d, &e),
+		     &d, "shutdown", &e);
 	}
 	for (int i = 0; i < RSS_CONTAINERS; i++) {
 		run_until(&inits[i].exited, 30, "init exit");
 		gcs_process_free(inits[i].p);
-		struct done x = {0};
-		must(gcs_client_delete_container(B.c, ids[i], on_done, &x, &e), &x, "delete", &e);
+		struct hostenv_done x = {0};
+		must(gcs_client_delete_container(B.h.c, ids[i], hostenv_on_done, &x, &e), &x,
+		     "delete", &e);
 		free(ids[i]);
 	}
 }
@@ -454,39 +411,20 @@ int main(void)
 {
 	struct err e;
 	long long t_start = mono_ns();
-	if (geteuid() != 0) {
+	struct gcs_client_ops ops = {.on_close = on_close};
+	struct hostenv_config hc = {
+	    .prefix = "ferry-bench-gcs", .containers = true, .gcs_log_level = "error", .ops = &ops};
+	int rc = hostenv_start(&B.h, &hc, &e);
+	if (rc == -EPERM) {
 		printf("gcs bench: skipped (needs root for containers)\n");
 		return 0;
 	}
-	if (testenv_enter_private_cgroup2(&e) < 0)
-		die("private cgroup2 namespace", &e);
-	B.rootfs = testenv_rootfs(&e);
-	if (!B.rootfs)
-		die("rootfs", &e);
-	B.tmp = testenv_mkdtemp("ferry-bench-gcs", &e);
-	if (!B.tmp)
-		die("tmpdir", &e);
-	snprintf(B.addr, sizeof(B.addr), "hybrid:%s/v.sock", B.tmp);
-	B.loop = ev_loop_new(EVFLAG_AUTO);
-	struct gcs_client_config cfg = {.addr = B.addr, .accept_timeout_ms = 10000};
-	struct gcs_client_ops ops = {.on_ready = on_ready, .on_close = on_close};
-	B.c = gcs_client_new(B.loop, &cfg, &ops, NULL, &e);
-	if (!B.c)
-		die("client", &e);
-	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+	if (rc < 0)
+		die("setup", &e);
+	const char *build = getenv("BUILD") && *getenv("BUILD") ? getenv("BUILD") : "build";
 	_cleanup_free_ char *gcs = xasprintf("%s/ferry-gcs", build);
-	_cleanup_free_ char *root = xasprintf("%s/gcs", B.tmp);
-	_cleanup_free_ char *state = xasprintf("%s/state", B.tmp);
-	B.gcs_pid = fork();
-	if (B.gcs_pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execl(gcs, gcs, "-v4", "--transport", B.addr, "--root", root, "--state-dir", state,
-		      "--no-poweroff", "--log-level", "error", (char *)NULL);
-		_exit(127);
-	}
-	run_until(&B.ready, 15, "ferry-gcs to connect");
 
-	printf("host GCS client vs ferry-gcs (%s, median of %d runs)\n", B.addr, RUNS);
+	printf("host GCS client vs ferry-gcs (%s, median of %d runs)\n", B.h.addr, RUNS);
 	bench_size(gcs);
 	bench_rss();
 	const char *const sl[] = {"sleep", "600", NULL};
@@ -495,7 +433,7 @@ int main(void)
 	struct gcs_process_config pc = {
 	    .container_id = id, .stdio = {.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1}};
 	memset(&init, 0, sizeof(init));
-	init.p = gcs_process_start(B.c, &pc, &pops, &init, &e);
+	init.p = gcs_process_start(B.h.c, &pc, &pops, &init, &e);
 	if (!init.p)
 		die("init", &e);
 	run_until(&init.started, 30, "init start");
@@ -507,13 +445,7 @@ int main(void)
 	gcs_process_free(init.p);
 	free(id);
 
-	gcs_client_free(B.c);
-	kill(B.gcs_pid, SIGTERM);
-	int st;
-	waitpid(B.gcs_pid, &st, 0);
-	ev_loop_destroy(B.loop);
-	testenv_rm_rf(B.tmp);
-	free(B.tmp);
+	hostenv_stop(&B.h);
 	printf("total %.1f s\n", (double)(mono_ns() - t_start) / 1e9);
 	return 0;
 }

@@ -11,31 +11,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <ev.h>
 
 #include "bridge/proto.h"
 #include "common/fdio.h"
+#include "common/log.h"
 #include "common/xalloc.h"
 #include "host/gcs_client.h"
 #include "host/process.h"
-#include "tests/lib/testenv.h"
+#include "tests/lib/hostenv.h"
 
 #define RUNS       5
 #define MAX_PROCS  100
 #define HCSSHIM_MS 100.0
 
 struct bench {
-	struct ev_loop *loop;
-	char *tmp;
-	char addr[160];
-	pid_t gcs_pid;
-	struct gcs_client *c;
-	bool ready, reconnected;
-	int status;
+	struct hostenv h; /* loop, tmp dir, client, the agent */
+	bool reconnected;
 	struct gcs_process *p[MAX_PROCS];
 	int np, started;
 };
@@ -48,24 +42,9 @@ static void die(const char *what, const struct err *e)
 	exit(1);
 }
 
-static void on_guard(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)revents;
-	*(bool *)w->data = true;
-	ev_break(loop, EVBREAK_ONE);
-}
-
 static void run_until(const bool *flag, double timeout_s, const char *what)
 {
-	bool expired = false;
-	ev_timer guard;
-	ev_timer_init(&guard, on_guard, timeout_s, 0.);
-	guard.data = &expired;
-	ev_timer_start(B.loop, &guard);
-	while (!*flag && !expired)
-		ev_run(B.loop, EVRUN_ONCE);
-	ev_timer_stop(B.loop, &guard);
-	if (!*flag && strcmp(what, "-") != 0) {
+	if (!hostenv_run_until(B.h.loop, flag, timeout_s) && strcmp(what, "-") != 0) {
 		fprintf(stderr, "bench reconnect: timeout waiting for %s\n", what);
 		exit(1);
 	}
@@ -81,15 +60,6 @@ static double median(double *v, size_t n)
 {
 	qsort(v, n, sizeof(*v), cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void on_ready(struct gcs_client *c, int status, const struct err *e, void *ud)
-{
-	(void)c;
-	(void)ud;
-	if (status < 0)
-		die("ready", e);
-	B.ready = true;
 }
 
 static long long t_reneg;
@@ -121,19 +91,29 @@ static void p_started(struct gcs_process *p, const struct gcs_result *r, void *u
 
 static const struct gcs_process_ops pops = {.on_started = p_started};
 
-/* ev_check: after every loop iteration, are all streams back? */
+/* ev_prepare: after the callbacks of every loop iteration (just before the loop blocks), are
+ * all streams back?  Not ev_check: check watchers run right after the poll, before that
+ * iteration's I/O callbacks, so a check would only see the streams re-attached on the next
+ * wake-up of the loop (which was the 50 ms exit probe's answer). */
 static bool all_back;
 static long long t_all;
-static void on_check(struct ev_loop *loop, ev_check *w, int revents)
+static void on_check(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	(void)loop;
 	(void)w;
 	(void)revents;
 	if (all_back || !B.reconnected)
 		return;
-	for (int i = 0; i < B.np; i++)
-		if (!gcs_process_stdio_attached(B.p[i]))
+	for (int i = 0; i < B.np; i++) {
+		if (!gcs_process_stdio_attached(B.p[i])) {
+			if (getenv("BENCH_DEBUG")) {
+				char d[1024];
+				gcs_process_describe(B.p[i], d, sizeof(d));
+				fprintf(stderr, "%lld not attached: %s\n", mono_ns() / 1000000, d);
+			}
 			return;
+		}
+	}
 	t_all = mono_ns();
 	all_back = true;
 }
@@ -149,13 +129,13 @@ static void start_procs(int n)
 	                                          .stdout_fd = -1,
 	                                          .stderr_fd = -1}};
 	while (B.np < n) {
-		B.p[B.np] = gcs_process_start(B.c, &pc, &pops, NULL, &e);
+		B.p[B.np] = gcs_process_start(B.h.c, &pc, &pops, NULL, &e);
 		if (!B.p[B.np])
 			die("start", &e);
 		B.np++;
 	}
 	while (B.started < n)
-		ev_run(B.loop, EVRUN_ONCE);
+		ev_run(B.h.loop, EVRUN_ONCE);
 	/* every stream attached before we measure */
 	for (int i = 0; i < B.np; i++) {
 		bool up = false;
@@ -168,12 +148,12 @@ static void start_procs(int n)
 static void one_run(double *reneg_ms, double *all_ms)
 {
 	struct err e;
-	if (gcs_client_cut(B.c, &e) < 0 || gcs_client_relisten(B.c, &e) < 0)
+	if (gcs_client_cut(B.h.c, &e) < 0 || gcs_client_relisten(B.h.c, &e) < 0)
 		die("cut/relisten", &e);
 	B.reconnected = false;
 	all_back = false;
 	long long t0 = mono_ns();
-	if (gcs_client_wake_guest(B.c, &e) < 0)
+	if (gcs_client_wake_guest(B.h.c, &e) < 0)
 		die("wake", &e);
 	run_until(&all_back, 10.0, "all streams");
 	*reneg_ms = (double)(t_reneg - t0) / 1e6;
@@ -184,34 +164,20 @@ int main(void)
 {
 	struct err e;
 	signal(SIGPIPE, SIG_IGN);
-	B.tmp = testenv_mkdtemp("ferry-brc", &e);
-	if (!B.tmp)
-		die("tmpdir", &e);
-	snprintf(B.addr, sizeof(B.addr), "hybrid:%s/v.sock", B.tmp);
-	B.loop = ev_loop_new(EVFLAG_AUTO);
-	struct gcs_client_config cfg = {.addr = B.addr, .accept_timeout_ms = 10000};
-	struct gcs_client_ops ops = {
-	    .on_ready = on_ready, .on_close = on_close, .on_reconnect = on_reconnect};
-	B.c = gcs_client_new(B.loop, &cfg, &ops, NULL, &e);
-	if (!B.c)
-		die("client", &e);
-	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
-	_cleanup_free_ char *gcs = xasprintf("%s/ferry-gcs", build);
-	_cleanup_free_ char *root = xasprintf("%s/gcs", B.tmp);
-	_cleanup_free_ char *state = xasprintf("%s/state", B.tmp);
-	B.gcs_pid = fork();
-	if (B.gcs_pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execl(gcs, gcs, "-v4", "--transport", B.addr, "--root", root, "--state-dir", state,
-		      "--no-poweroff", "--log-level", "error", (char *)NULL);
-		_exit(127);
-	}
-	run_until(&B.ready, 15.0, "ferry-gcs");
-	if (!gcs_client_stdio_resume(B.c))
+	if (getenv("BENCH_DEBUG"))
+		log_set_level(LOG_LVL_DEBUG);
+	struct gcs_client_ops ops = {.on_close = on_close, .on_reconnect = on_reconnect};
+	struct hostenv_config hc = {.prefix = "ferry-brc",
+	                            .gcs_log_level =
+	                                getenv("BENCH_GCS_LOG") ? getenv("BENCH_GCS_LOG") : "error",
+	                            .ops = &ops};
+	if (hostenv_start(&B.h, &hc, &e) < 0)
+		die("setup", &e);
+	if (!gcs_client_stdio_resume(B.h.c))
 		die("FerryStdioResume not negotiated", NULL);
-	ev_check chk;
-	ev_check_init(&chk, on_check);
-	ev_check_start(B.loop, &chk);
+	ev_prepare chk;
+	ev_prepare_init(&chk, on_check);
+	ev_prepare_start(B.h.loop, &chk);
 
 	printf("reconnect after a cut + wake (hybrid vsock, ferry-gcs, idle `cat` processes with "
 	       "stdin+stdout, median of %d)\n",
@@ -240,12 +206,7 @@ int main(void)
 		       goal > 0 && median(al, RUNS) > goal ? "  (missed)" : "");
 		fflush(stdout);
 	}
-	ev_check_stop(B.loop, &chk);
-	gcs_client_free(B.c);
-	kill(B.gcs_pid, SIGKILL);
-	waitpid(B.gcs_pid, NULL, 0);
-	ev_loop_destroy(B.loop);
-	testenv_rm_rf(B.tmp);
-	free(B.tmp);
+	ev_prepare_stop(B.h.loop, &chk);
+	hostenv_stop(&B.h);
 	return 0;
 }

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,19 +29,13 @@
 #include "common/xalloc.h"
 #include "host/gcs_client.h"
 #include "host/process.h"
+#include "tests/lib/hostenv.h"
 #include "tests/lib/testenv.h"
 
 #define STEP_TIMEOUT_S 20.0
 
 struct env {
-	struct ev_loop *loop;
-	char tmp[64];
-	char addr[128];
-	const char *rootfs;
-	pid_t gcs_pid;
-	struct gcs_client *c;
-	bool ready;
-	int ready_status;
+	struct hostenv h; /* loop, tmp dir, client, the agent */
 	bool closed;
 	struct err close_err;
 	int seq;
@@ -55,38 +48,13 @@ static struct env *E;
 
 /* ---- loop helpers ---- */
 
-static void on_guard(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)revents;
-	*(bool *)w->data = true;
-	ev_break(loop, EVBREAK_ONE);
-}
-
 /* Run the loop until *flag or the timeout; returns *flag. */
 static bool run_until(const bool *flag, double timeout_s)
 {
-	bool expired = false;
-	ev_timer guard;
-	ev_timer_init(&guard, on_guard, timeout_s, 0.);
-	guard.data = &expired;
-	ev_timer_start(E->loop, &guard);
-	while (!*flag && !expired)
-		ev_run(E->loop, EVRUN_ONCE);
-	ev_timer_stop(E->loop, &guard);
-	return *flag;
+	return hostenv_run_until(E->h.loop, flag, timeout_s);
 }
 
 /* ---- client callbacks ---- */
-
-static void on_ready(struct gcs_client *c, int status, const struct err *e, void *ud)
-{
-	struct env *env = ud;
-	(void)c;
-	env->ready = true;
-	env->ready_status = status;
-	if (status < 0)
-		fprintf(stderr, "gcs not ready: %s\n", e ? e->msg : "?");
-}
 
 static void on_container_exit(struct gcs_client *c, const char *id, const char *type, void *ud)
 {
@@ -110,20 +78,7 @@ static void on_close(struct gcs_client *c, const struct err *why, void *ud)
 
 /* ---- simple RPC completion ---- */
 
-struct done {
-	bool done;
-	struct gcs_result r;
-};
-
-static void on_done(struct gcs_client *c, const struct gcs_result *r, void *ud)
-{
-	struct done *d = ud;
-	(void)c;
-	d->done = true;
-	d->r = *r;
-}
-
-static struct gcs_result wait_done(struct done *d)
+static struct gcs_result wait_done(struct hostenv_done *d)
 {
 	assert_true(run_until(&d->done, STEP_TIMEOUT_S));
 	return d->r;
@@ -174,7 +129,7 @@ static void proc_start(struct proc *x, const struct gcs_process_config *cfg)
 	memset(x, 0, sizeof(*x));
 	buf_init(&x->out);
 	buf_init(&x->err);
-	x->p = gcs_process_start(E->c, cfg, &proc_ops, x, &e);
+	x->p = gcs_process_start(E->h.c, cfg, &proc_ops, x, &e);
 	if (!x->p)
 		fail_msg("gcs_process_start: %s", e.msg);
 	assert_true(run_until(&x->started, STEP_TIMEOUT_S));
@@ -247,7 +202,7 @@ static void ps_cb(struct gcs_client *c, const struct gcs_result *r, const uint32
 
 static void pdone_cb(struct gcs_process *p, const struct gcs_result *r, void *ud)
 {
-	struct done *d = ud;
+	struct hostenv_done *d = ud;
 	(void)p;
 	d->done = true;
 	d->r = *r;
@@ -263,26 +218,26 @@ static char *new_id(const char *what)
 static void create_container(const char *id, const char *const *args, bool terminal)
 {
 	struct err e;
-	json_t *spec = testenv_oci_spec(E->rootfs, args, terminal);
-	_cleanup_free_ char *bundle = xasprintf("%s/gcs/c/%s", E->tmp, id);
+	json_t *spec = testenv_oci_spec(E->h.rootfs, args, terminal);
+	_cleanup_free_ char *bundle = xasprintf("%s/gcs/c/%s", E->h.tmp, id);
 	struct gcs_container_config cc = {.bundle_path = bundle, .oci_spec = spec};
-	struct done d = {0};
-	if (gcs_client_create_container(E->c, id, &cc, on_done, &d, &e) < 0)
+	struct hostenv_done d = {0};
+	if (gcs_client_create_container(E->h.c, id, &cc, hostenv_on_done, &d, &e) < 0)
 		fail_msg("create: %s", e.msg);
 	json_decref(spec);
 	struct gcs_result r = wait_done(&d);
 	if (r.status < 0)
 		fail_msg("create %s: %s", id, r.err.msg);
-	struct done s = {0};
-	assert_int_equal(gcs_client_start_container(E->c, id, on_done, &s, &e), 0);
+	struct hostenv_done s = {0};
+	assert_int_equal(gcs_client_start_container(E->h.c, id, hostenv_on_done, &s, &e), 0);
 	assert_int_equal(wait_done(&s).status, 0);
 }
 
 static void delete_container(const char *id)
 {
 	struct err e;
-	struct done d = {0};
-	assert_int_equal(gcs_client_delete_container(E->c, id, on_done, &d, &e), 0);
+	struct hostenv_done d = {0};
+	assert_int_equal(gcs_client_delete_container(E->h.c, id, hostenv_on_done, &d, &e), 0);
 	struct gcs_result r = wait_done(&d);
 	if (r.status < 0)
 		fail_msg("delete %s: %s", id, r.err.msg);
@@ -360,52 +315,19 @@ static int group_setup(void **state)
 	static struct env env;
 	E = &env;
 	struct err e;
-	if (geteuid() != 0) {
-		fprintf(stderr, "test_gcs: not root, containers cannot run\n");
-		E = NULL;
-		return 0;
-	}
-	if (testenv_enter_private_cgroup2(&e) < 0) {
+	struct gcs_client_ops ops = {.on_container_exit = on_container_exit, .on_close = on_close};
+	struct hostenv_config hc = {
+	    .prefix = "ferry-gcs", .containers = true, .ops = &ops, .ud = &env};
+	int rc = hostenv_start(&env.h, &hc, &e);
+	if (rc == -EPERM || (rc < 0 && !env.h.tmp)) {
+		/* not root, or no cgroup2 namespace / rootfs: every test skips */
 		fprintf(stderr, "test_gcs: %s\n", e.msg);
+		hostenv_stop(&env.h);
 		E = NULL;
 		return 0;
 	}
-	env.rootfs = testenv_rootfs(&e);
-	if (!env.rootfs) {
-		fprintf(stderr, "test_gcs: rootfs: %s\n", e.msg);
-		E = NULL;
-		return 0;
-	}
-	_cleanup_free_ char *tmp = testenv_mkdtemp("ferry-gcs", &e);
-	if (!tmp || strlen(tmp) >= sizeof(env.tmp)) {
-		fprintf(stderr, "test_gcs: tmpdir: %s\n", tmp ? "path too long" : e.msg);
-		return -1;
-	}
-	snprintf(env.tmp, sizeof(env.tmp), "%s", tmp);
-	snprintf(env.addr, sizeof(env.addr), "hybrid:%s/v.sock", env.tmp);
-	env.loop = ev_loop_new(EVFLAG_AUTO);
-	struct gcs_client_config cfg = {.addr = env.addr, .accept_timeout_ms = 10000};
-	struct gcs_client_ops ops = {
-	    .on_ready = on_ready, .on_container_exit = on_container_exit, .on_close = on_close};
-	env.c = gcs_client_new(env.loop, &cfg, &ops, &env, &e);
-	if (!env.c) {
-		fprintf(stderr, "gcs_client_new: %s\n", e.msg);
-		return -1;
-	}
-	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
-	_cleanup_free_ char *gcs = xasprintf("%s/ferry-gcs", build);
-	_cleanup_free_ char *root = xasprintf("%s/gcs", env.tmp);
-	_cleanup_free_ char *statedir = xasprintf("%s/state", env.tmp);
-	env.gcs_pid = fork();
-	if (env.gcs_pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
-		execl(gcs, gcs, "-v4", "--transport", env.addr, "--root", root, "--state-dir",
-		      statedir, "--no-poweroff", "--log-level", "warn", (char *)NULL);
-		perror("exec ferry-gcs");
-		_exit(127);
-	}
-	if (!run_until(&env.ready, 15.0) || env.ready_status < 0) {
-		fprintf(stderr, "ferry-gcs (%s) did not come up\n", gcs);
+	if (rc < 0) {
+		fprintf(stderr, "test_gcs: %s\n", e.msg);
 		return -1;
 	}
 	return 0;
@@ -414,19 +336,8 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
 	(void)state;
-	if (!E)
-		return 0;
-	gcs_client_free(E->c);
-	if (E->gcs_pid > 0) {
-		kill(E->gcs_pid, SIGTERM);
-		int st;
-		for (int i = 0; i < 200 && waitpid(E->gcs_pid, &st, WNOHANG) == 0; i++)
-			usleep(10000);
-		kill(E->gcs_pid, SIGKILL);
-		waitpid(E->gcs_pid, &st, 0);
-	}
-	ev_loop_destroy(E->loop);
-	testenv_rm_rf(E->tmp);
+	if (E)
+		hostenv_stop(&E->h);
 	return 0;
 }
 
@@ -443,7 +354,7 @@ static void test_negotiated_caps(void **state)
 {
 	(void)state;
 	need_env();
-	const struct gcs_caps *k = gcs_client_caps(E->c);
+	const struct gcs_caps *k = gcs_client_caps(E->h.c);
 	assert_non_null(k);
 	assert_int_equal(k->version, 4);
 	assert_string_equal(k->runtime_os_type, "Linux");
@@ -454,13 +365,13 @@ static void test_negotiated_caps(void **state)
 	assert_false(k->send_host_create_message);
 	/* ferry-gcs answers the FerryStdioResume offer: every stream below uses the handshake. */
 	assert_true(k->ferry_stdio_resume);
-	assert_true(gcs_client_stdio_resume(E->c));
+	assert_true(gcs_client_stdio_resume(E->h.c));
 	/* Ids: negotiate took id 0; the counter only rises. */
-	uint64_t next = gcs_client_next_bridge_id(E->c);
+	uint64_t next = gcs_client_next_bridge_id(E->h.c);
 	assert_true(next >= 1);
 	struct err e;
-	assert_int_equal(gcs_client_set_next_bridge_id(E->c, next - 1, &e), -EINVAL);
-	assert_int_equal(gcs_client_set_next_stdio_port(E->c, GCS_FIRST_STDIO_PORT - 1, &e),
+	assert_int_equal(gcs_client_set_next_bridge_id(E->h.c, next - 1, &e), -EINVAL);
+	assert_int_equal(gcs_client_set_next_stdio_port(E->h.c, GCS_FIRST_STDIO_PORT - 1, &e),
 	                 -EINVAL);
 }
 
@@ -554,9 +465,10 @@ static void test_exit_codes(void **state)
 	assert_int_equal(proc_wait_exit(&x), 137);
 	proc_fini(&x);
 	/* ShutdownForced: init dies by SIGKILL -> 137 and a ForcedExit notification. */
-	struct done d = {0};
+	struct hostenv_done d = {0};
 	struct err e;
-	assert_int_equal(gcs_client_shutdown_container(E->c, id, false, on_done, &d, &e), 0);
+	assert_int_equal(gcs_client_shutdown_container(E->h.c, id, false, hostenv_on_done, &d, &e),
+	                 0);
 	assert_int_equal(wait_done(&d).status, 0);
 	assert_int_equal(proc_wait_exit(&init), 137);
 	wait_exit_notification(id, "ForcedExit");
@@ -564,11 +476,12 @@ static void test_exit_codes(void **state)
 	delete_container(id);
 	/* After delete the container is gone: a second shutdown is still "success"
 	 * (0xC037010E maps to success), a second delete is an error. */
-	struct done d2 = {0};
-	assert_int_equal(gcs_client_shutdown_container(E->c, id, true, on_done, &d2, &e), 0);
+	struct hostenv_done d2 = {0};
+	assert_int_equal(gcs_client_shutdown_container(E->h.c, id, true, hostenv_on_done, &d2, &e),
+	                 0);
 	assert_int_equal(wait_done(&d2).status, 0);
-	struct done d3 = {0};
-	assert_int_equal(gcs_client_delete_container(E->c, id, on_done, &d3, &e), 0);
+	struct hostenv_done d3 = {0};
+	assert_int_equal(gcs_client_delete_container(E->h.c, id, hostenv_on_done, &d3, &e), 0);
 	struct gcs_result r = wait_done(&d3);
 	assert_int_equal(r.status, -EREMOTEIO);
 	assert_int_equal(r.hresult, HR_VMCOMPUTE_SYSTEM_NOT_FOUND);
@@ -592,13 +505,13 @@ static void test_exec_signal_wait_ps(void **state)
 	exec_in(&x, id, echo, false);
 	assert_int_equal(proc_wait_exit(&x), 7);
 	assert_true(buf_eq(&x.out, "exec-ok\n"));
-	/* Its code was collected, so the guest forgot it: another wait gets HrErrNotFound,
-	 * which counts as exit code 0 (as in the Go host). */
+	/* Its code was collected, but ferry-gcs keeps it (the Go GCS forgets it, and the Go
+	 * host then reads exit code 0): another wait gets the real code again. */
 	struct waitres w0 = {0};
 	assert_int_equal(gcs_process_wait(x.p, 50, wait_cb, &w0, &e), 0);
 	assert_true(run_until(&w0.done, STEP_TIMEOUT_S));
 	assert_int_equal(w0.r.status, 0);
-	assert_int_equal(w0.code, 0);
+	assert_int_equal(w0.code, 7);
 	proc_fini(&x);
 
 	/* A wait with a 50 ms timeout on a sleeping process -> 0xC0370109. */
@@ -621,7 +534,7 @@ static void test_exec_signal_wait_ps(void **state)
 	/* Process list contains the init and the sleeping exec. */
 	static struct psres ps;
 	memset(&ps, 0, sizeof(ps));
-	assert_int_equal(gcs_client_get_process_list(E->c, id, ps_cb, &ps, &e), 0);
+	assert_int_equal(gcs_client_get_process_list(E->h.c, id, ps_cb, &ps, &e), 0);
 	assert_true(run_until(&ps.done, STEP_TIMEOUT_S));
 	assert_int_equal(ps.r.status, 0);
 	bool has_init = false, has_exec = false;
@@ -633,14 +546,14 @@ static void test_exec_signal_wait_ps(void **state)
 	assert_true(has_exec);
 
 	/* SIGTERM -> 143. */
-	struct done sig = {0};
+	struct hostenv_done sig = {0};
 	assert_int_equal(gcs_process_signal(s.p, SIGTERM, pdone_cb, &sig, &e), 0);
 	assert_true(run_until(&sig.done, STEP_TIMEOUT_S));
 	assert_int_equal(sig.r.status, 0);
 	assert_int_equal(sig.r.hresult, 0);
 	assert_int_equal(proc_wait_exit(&s), 143);
 	/* Signalling it again: not delivered (HrErrNotFound), which is not an error. */
-	struct done sig2 = {0};
+	struct hostenv_done sig2 = {0};
 	assert_int_equal(gcs_process_signal(s.p, SIGTERM, pdone_cb, &sig2, &e), 0);
 	assert_true(run_until(&sig2.done, STEP_TIMEOUT_S));
 	assert_int_equal(sig2.r.status, 0);
@@ -648,8 +561,9 @@ static void test_exec_signal_wait_ps(void **state)
 	proc_fini(&s);
 
 	/* Forced shutdown: init dies by SIGKILL, notification ForcedExit. */
-	struct done d = {0};
-	assert_int_equal(gcs_client_shutdown_container(E->c, id, false, on_done, &d, &e), 0);
+	struct hostenv_done d = {0};
+	assert_int_equal(gcs_client_shutdown_container(E->h.c, id, false, hostenv_on_done, &d, &e),
+	                 0);
 	assert_int_equal(wait_done(&d).status, 0);
 	assert_int_equal(proc_wait_exit(&init), 137);
 	wait_exit_notification(id, "ForcedExit");
@@ -672,8 +586,9 @@ static void test_graceful_exit_notification(void **state)
 	start_init(&init, id, false, true, true);
 	bool never = false;
 	run_until(&never, 0.2); /* let the shell install its trap */
-	struct done d = {0};
-	assert_int_equal(gcs_client_shutdown_container(E->c, id, true, on_done, &d, &e), 0);
+	struct hostenv_done d = {0};
+	assert_int_equal(gcs_client_shutdown_container(E->h.c, id, true, hostenv_on_done, &d, &e),
+	                 0);
 	assert_int_equal(wait_done(&d).status, 0);
 	assert_int_equal(proc_wait_exit(&init), 0);
 	wait_exit_notification(id, "GracefulExit");
@@ -706,7 +621,7 @@ static void test_terminal_resize(void **state)
 	create_container(id, args, true);
 	struct proc x;
 	start_init(&x, id, false, true, false);
-	struct done d = {0};
+	struct hostenv_done d = {0};
 	assert_int_equal(gcs_process_resize(x.p, 33, 111, pdone_cb, &d, &e), 0);
 	assert_true(run_until(&d.done, STEP_TIMEOUT_S));
 	assert_int_equal(d.r.status, 0);
@@ -722,7 +637,7 @@ static void test_terminal_resize(void **state)
 	create_container(id2, sl, false);
 	struct proc init;
 	start_init(&init, id2, false, false, false);
-	struct done d2 = {0};
+	struct hostenv_done d2 = {0};
 	assert_int_equal(gcs_process_resize(init.p, 10, 10, pdone_cb, &d2, &e), 0);
 	assert_true(run_until(&d2.done, STEP_TIMEOUT_S));
 	assert_int_equal(d2.r.status, -EREMOTEIO);
@@ -734,7 +649,7 @@ static void test_terminal_resize(void **state)
 	    "break; sleep 0.05; done; echo \"exec-size=$s\"",
 	    NULL};
 	exec_in(&t, id2, st, true);
-	struct done d3 = {0};
+	struct hostenv_done d3 = {0};
 	assert_int_equal(gcs_process_resize(t.p, 20, 70, pdone_cb, &d3, &e), 0);
 	assert_true(run_until(&d3.done, STEP_TIMEOUT_S));
 	assert_int_equal(d3.r.status, 0);
@@ -742,8 +657,9 @@ static void test_terminal_resize(void **state)
 	if (!buf_has(&t.out, "exec-size=20 70"))
 		fail_msg("stty size: \"%.*s\"", (int)buf_avail(&t.out), buf_head(&t.out));
 	proc_fini(&t);
-	struct done k = {0};
-	assert_int_equal(gcs_client_shutdown_container(E->c, id2, false, on_done, &k, &e), 0);
+	struct hostenv_done k = {0};
+	assert_int_equal(gcs_client_shutdown_container(E->h.c, id2, false, hostenv_on_done, &k, &e),
+	                 0);
 	assert_int_equal(wait_done(&k).status, 0);
 	assert_int_equal(proc_wait_exit(&init), 137);
 	proc_fini(&init);
@@ -774,7 +690,7 @@ static void test_uvm_process(void **state)
 
 	/* UVM process with stdin from a file and stdout into a FIFO-like pipe sink. */
 	char path[128];
-	snprintf(path, sizeof(path), "%s/in.txt", E->tmp);
+	snprintf(path, sizeof(path), "%s/in.txt", E->h.tmp);
 	FILE *f = fopen(path, "w");
 	assert_non_null(f);
 	fputs("from-file\n", f);
@@ -805,7 +721,7 @@ static void test_uvm_process(void **state)
 	struct gcs_process_config pc3 = {
 	    .argv = sl, .stdio = {.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1}};
 	proc_start(&x, &pc3);
-	struct done d = {0};
+	struct hostenv_done d = {0};
 	struct err e;
 	assert_int_equal(gcs_process_signal(x.p, SIGTERM, pdone_cb, &d, &e), 0);
 	assert_true(run_until(&d.done, STEP_TIMEOUT_S));
@@ -818,7 +734,7 @@ static void test_uvm_process(void **state)
 
 static void on_raw(struct gcs_client *c, const struct gcs_result *r, json_t *resp, void *ud)
 {
-	struct done *d = ud;
+	struct hostenv_done *d = ud;
 	(void)c;
 	(void)resp;
 	d->done = true;
@@ -846,7 +762,7 @@ static void test_message_cap(void **state)
 	assert_true(buf_has(&init.out, "up"));
 	static struct psres ps;
 	memset(&ps, 0, sizeof(ps));
-	assert_int_equal(gcs_client_get_process_list(E->c, id, ps_cb, &ps, &e), 0);
+	assert_int_equal(gcs_client_get_process_list(E->h.c, id, ps_cb, &ps, &e), 0);
 	assert_true(run_until(&ps.done, STEP_TIMEOUT_S));
 	assert_false(E->closed);
 	/* Either a (possibly truncated) list or an error response: both fit the cap. */
@@ -855,15 +771,16 @@ static void test_message_cap(void **state)
 	else
 		assert_int_equal(ps.r.status, -EREMOTEIO);
 
-	struct done ds = {0};
-	assert_int_equal(gcs_client_call(E->c, RPC_DUMP_STACKS, GCS_NULL_CONTAINER_ID, NULL, 0,
+	struct hostenv_done ds = {0};
+	assert_int_equal(gcs_client_call(E->h.c, RPC_DUMP_STACKS, GCS_NULL_CONTAINER_ID, NULL, 0,
 	                                 on_raw, &ds, NULL, &e),
 	                 0);
 	assert_true(run_until(&ds.done, STEP_TIMEOUT_S));
 	assert_false(E->closed);
 
-	struct done k = {0};
-	assert_int_equal(gcs_client_shutdown_container(E->c, id, false, on_done, &k, &e), 0);
+	struct hostenv_done k = {0};
+	assert_int_equal(gcs_client_shutdown_container(E->h.c, id, false, hostenv_on_done, &k, &e),
+	                 0);
 	assert_int_equal(wait_done(&k).status, 0);
 	assert_int_equal(proc_wait_exit(&init), 137);
 	proc_fini(&init);
@@ -877,16 +794,16 @@ static void test_errors(void **state)
 	(void)state;
 	need_env();
 	struct err e;
-	struct done d = {0};
-	assert_int_equal(gcs_client_start_container(E->c, "no-such", on_done, &d, &e), 0);
+	struct hostenv_done d = {0};
+	assert_int_equal(gcs_client_start_container(E->h.c, "no-such", hostenv_on_done, &d, &e), 0);
 	struct gcs_result r = wait_done(&d);
 	assert_int_equal(r.status, -EREMOTEIO);
 	assert_int_equal(r.hresult, HR_VMCOMPUTE_SYSTEM_NOT_FOUND);
 	assert_non_null(strstr(r.err.msg, "0xc037010e"));
 	/* Local argument errors never reach the wire. */
-	assert_int_equal(gcs_client_start_container(E->c, "", on_done, &d, &e), -EINVAL);
+	assert_int_equal(gcs_client_start_container(E->h.c, "", hostenv_on_done, &d, &e), -EINVAL);
 	struct gcs_process_config bad = {.container_id = NULL, .argv = NULL};
-	assert_null(gcs_process_start(E->c, &bad, &proc_ops, NULL, &e));
+	assert_null(gcs_process_start(E->h.c, &bad, &proc_ops, NULL, &e));
 	assert_int_equal(e.code, -EINVAL);
 	assert_false(E->closed);
 }
@@ -1038,15 +955,7 @@ static void fake_start(struct fake *f, enum fake_script script)
 
 static bool fake_run_until(struct fake *f, const bool *flag)
 {
-	bool expired = false;
-	ev_timer guard;
-	ev_timer_init(&guard, on_guard, 10.0, 0.);
-	guard.data = &expired;
-	ev_timer_start(f->loop, &guard);
-	while (!*flag && !expired)
-		ev_run(f->loop, EVRUN_ONCE);
-	ev_timer_stop(f->loop, &guard);
-	return *flag;
+	return hostenv_run_until(f->loop, flag, 10.0);
 }
 
 static int fake_finish(struct fake *f)

@@ -5,7 +5,8 @@
  * re-dials and renegotiates with and without FerryStdioResume, answering HELLO with READY at a
  * chosen offset.  Checked: exactly-once output and stdin after a resume; hcsshim's tail replay
  * without the capability; queued wait responses after the NegotiateProtocol response with their
- * original id; exit codes of processes that exited in the blackout; the wake port. */
+ * original id; exit codes of processes that exited in the blackout, and of those whose wait
+ * response was written but never read before the cut; the wake port. */
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -303,9 +304,56 @@ static void test_blackout_exits(void **state)
 	assert_int_equal(agent_result(j), 0);
 	assert_int_equal(json_integer_value(json_object_get(j, "ExitCode")), 9);
 	json_decref(j);
-	/* both were delivered on a live connection: now forgotten */
-	agent_call_expect(f->fd, RPC_WAIT_FOR_PROCESS, 44, w1, HR_ERR_NOT_FOUND);
-	agent_call_expect(f->fd, RPC_WAIT_FOR_PROCESS, 45, w2, HR_ERR_NOT_FOUND);
+	/* delivered on a live connection, and still retrievable (a host may not have read it) */
+	j = agent_call(f->fd, RPC_WAIT_FOR_PROCESS, 44, w1);
+	assert_int_equal(agent_result(j), 0);
+	assert_int_equal(json_integer_value(json_object_get(j, "ExitCode")), 7);
+	json_decref(j);
+	j = agent_call(f->fd, RPC_WAIT_FOR_PROCESS, 45, w2);
+	assert_int_equal(agent_result(j), 0);
+	assert_int_equal(json_integer_value(json_object_get(j, "ExitCode")), 9);
+	json_decref(j);
+}
+
+/* Issue 4: "exit codes are kept until the host has received them".  The wait response is
+ * written to a live, negotiated connection, but the connection is cut before the host reads
+ * it (its bytes die with the socket).  After the re-dial, the new host's probe (a 50 ms
+ * WaitForProcess) and a re-subscribed infinite wait both get the real code, not "not found"
+ * (which hcsshim would turn into exit code 0). */
+static void test_unread_wait_response(void **state)
+{
+	struct agent *f = *state;
+	negotiate_resume(f->fd);
+	exec_uvm(f->fd, 1, "sleep 0.1; exit 5", false, false);
+	json_int_t pid = exec_result(f->fd, 1);
+	char w[160];
+	agent_wait_body(w, sizeof(w), (long long)pid);
+	agent_send_req(f->fd, bridge_request_type(RPC_WAIT_FOR_PROCESS), 42, w);
+	/* the response is written to this connection, which nobody reads */
+	struct pollfd p = {.fd = f->fd, .events = POLLIN};
+	assert_true(poll(&p, 1, AGENT_IO_TIMEOUT_MS) > 0);
+	usleep(20000);
+	cut(f, NULL, NULL);
+	f->fd = agent_accept(f);
+	assert_true(f->fd >= 0);
+	negotiate_resume(f->fd);
+	expect_silence(f->fd, 50); /* it was sent once: not queued again */
+	char probe[200];
+	snprintf(probe, sizeof(probe),
+	         "{\"ContainerId\":\"" AGENT_NULL_ID "\",\"ActivityId\":\"" AGENT_NULL_ID
+	         "\",\"ProcessId\":%lld,\"TimeoutInMs\":50}\n",
+	         (long long)pid);
+	json_t *j = agent_call(f->fd, RPC_WAIT_FOR_PROCESS, 43, probe);
+	assert_int_equal(agent_result(j), 0);
+	assert_int_equal(json_integer_value(json_object_get(j, "ExitCode")), 5);
+	json_decref(j);
+	j = agent_call(f->fd, RPC_WAIT_FOR_PROCESS, 44, w);
+	assert_int_equal(agent_result(j), 0);
+	assert_int_equal(json_integer_value(json_object_get(j, "ExitCode")), 5);
+	json_decref(j);
+	/* a pid nobody started is still unknown */
+	agent_wait_body(w, sizeof(w), 999999999ll);
+	agent_call_expect(f->fd, RPC_WAIT_FOR_PROCESS, 45, w, HR_ERR_NOT_FOUND);
 }
 
 /* A connection to the wake port makes the agent drop the bridge and dial again at once. */
@@ -348,6 +396,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_resume_host_lost_tail, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_plain_tail_replay, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_blackout_exits, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unread_wait_response, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wake, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
