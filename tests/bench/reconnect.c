@@ -164,8 +164,8 @@ int main(void)
 {
 	struct err e;
 	signal(SIGPIPE, SIG_IGN);
-	if (getenv("BENCH_DEBUG"))
-		log_set_level(LOG_LVL_DEBUG);
+	/* the cuts are deliberate: their warnings are noise here unless debugging */
+	log_set_level(getenv("BENCH_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
 	struct gcs_client_ops ops = {.on_close = on_close, .on_reconnect = on_reconnect};
 	struct hostenv_config hc = {.prefix = "ferry-brc",
 	                            .gcs_log_level =
