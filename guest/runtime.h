@@ -64,8 +64,10 @@ struct rt_config {
 				the agent's root is an initramfs */
 	rt_container_exit_cb on_container_exit; /* may be NULL */
 	bool retain_exits;     /* exec'd and UVM processes stay (answering waits with their exit
-				    code) until rt_release, instead of being forgotten by the
-				    first wait that obtains the code */
+				    code) after the first wait obtains it: until rt_release, the
+				    deletion of their container, or the bound of 1024 kept exits
+				    per container (and for UVM processes), oldest dropped first;
+				    a new process reusing a kept pid replaces the entry */
 	struct relay_hub *hub; /* borrowed, may be NULL: stdio streams with a port are linked to
 				    it (re-dialled after a loss, guest/relay.h) */
 	void *ud;              /* passed to on_container_exit */
