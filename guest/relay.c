@@ -14,6 +14,7 @@
 #include "guest/relay.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,7 +27,82 @@
 #include "common/xalloc.h"
 #include "guest/relay_priv.h"
 
-#define RELAY_CHUNK 16384
+#define RELAY_CHUNK     16384             /* stdin: bytes per read from the host */
+#define RELAY_READ_MAX  (256 * 1024)      /* output: bytes per read from the process */
+#define RELAY_RING_MIN  (16 * 1024)       /* output: first ring size */
+#define RELAY_RING_MAX  RESUME_SENDER_CAP /* output: ring bound (>= tail + RELAY_BUF_MAX) */
+#define RELAY_PIPE_SIZE (1024 * 1024)     /* requested capacity of stdout/stderr pipes */
+
+_Static_assert(RELAY_RING_MAX >= RESUME_FALLBACK_TAIL + RELAY_BUF_MAX,
+               "the ring holds the fallback tail plus the unsent bound");
+
+/* ---- output ring ---- */
+
+/* Bytes [floor, nread) live in s->ring from index rhead on, wrapping at rcap; reads append at
+ * the tail, writes take from `sent`, ACKs (or, without retention, writes) drop from the floor.
+ * Nothing is ever moved except when the ring grows, so a byte is copied once on its way from
+ * the pipe to the connection. */
+
+static size_t ring_used(const struct relay_stream *s)
+{
+	return (size_t)(s->nread - s->floor);
+}
+
+/* Make room for up to `want` more bytes and return the contiguous free span at the tail, its
+ * length in *len (0: the ring is full).  The ring starts small and doubles, up to
+ * RELAY_RING_MAX, only while reads keep filling it, so a quiet stream stays small. */
+static uint8_t *ring_tail(struct relay_stream *s, size_t want, size_t *len)
+{
+	size_t used = ring_used(s);
+	if (s->rcap - used < want && s->rcap < RELAY_RING_MAX && (!s->rcap || s->rfull)) {
+		size_t cap = s->rcap ? s->rcap * 2 : RELAY_RING_MIN;
+		if (cap > RELAY_RING_MAX)
+			cap = RELAY_RING_MAX;
+		uint8_t *n = xmalloc(cap);
+		size_t first = used < s->rcap - s->rhead ? used : s->rcap - s->rhead;
+		if (used) {
+			memcpy(n, s->ring + s->rhead, first);
+			memcpy(n + first, s->ring, used - first);
+		}
+		free(s->ring);
+		s->ring = n;
+		s->rcap = cap;
+		s->rhead = 0;
+	}
+	if (used == 0)
+		s->rhead = 0; /* empty: start over for the longest span */
+	size_t tail = (s->rhead + used) % (s->rcap ? s->rcap : 1);
+	size_t span = s->rcap - used;
+	if (span > s->rcap - tail)
+		span = s->rcap - tail;
+	*len = span < want ? span : want;
+	return s->ring + tail;
+}
+
+/* The contiguous run of retained bytes starting at offset off (floor <= off < nread). */
+static const uint8_t *ring_at(const struct relay_stream *s, uint64_t off, size_t *len)
+{
+	size_t pos = (s->rhead + (size_t)(off - s->floor)) % s->rcap;
+	size_t n = (size_t)(s->nread - off);
+	*len = n < s->rcap - pos ? n : s->rcap - pos;
+	return s->ring + pos;
+}
+
+void relay_out_drop(struct relay_stream *s, uint64_t off)
+{
+	if (off <= s->floor)
+		return;
+	if (s->rcap)
+		s->rhead = (s->rhead + (size_t)(off - s->floor)) % s->rcap;
+	s->floor = off;
+}
+
+static void ring_free(struct relay_stream *s)
+{
+	free(s->ring);
+	s->ring = NULL;
+	s->rcap = s->rhead = 0;
+}
 
 /* ---- watchers ---- */
 
@@ -80,6 +156,7 @@ void relay_stream_finish(struct relay_stream *s)
 	stream_close_fds(s);
 	relay_hub_unlink(s);
 	buf_reset(&s->buf);
+	ring_free(s);
 	s->floor = s->sent = s->nread;
 	s->done = true;
 	if (s->output)
@@ -95,6 +172,7 @@ static void relay_destroy(struct relay *r)
 		stream_close_fds(s);
 		relay_hub_unlink(s);
 		buf_fini(&s->buf);
+		ring_free(s);
 		free(s);
 	}
 	ev_timer_stop(r->loop, &r->kick);
@@ -177,10 +255,7 @@ static void output_release(struct relay_stream *s)
 		keep_from -= RESUME_FALLBACK_TAIL;
 	else if (s->hub)
 		return;
-	if (keep_from > s->floor) {
-		buf_consume(&s->buf, (size_t)(keep_from - s->floor));
-		s->floor = keep_from;
-	}
+	relay_out_drop(s, keep_from);
 }
 
 /* Output: the end (EOF from the host after our half-close, and in resume mode the final ACK). */
@@ -189,49 +264,82 @@ static bool output_complete(const struct relay_stream *s)
 	return s->wr_shut && (!relay_resume_on(s) || s->acked == s->nread);
 }
 
+/* Output: read the process once into the ring.  True when bytes came (*drained: fewer than
+ * asked, so the pipe is empty for now and another read would only say EAGAIN). */
+static bool output_read(struct relay_stream *s, bool *drained)
+{
+	struct err e;
+	size_t want = RELAY_READ_MAX;
+	size_t unsent_room = RELAY_BUF_MAX - (size_t)(s->nread - s->sent);
+	if (want > unsent_room)
+		want = unsent_room;
+	if (relay_resume_on(s) && want > RESUME_SENDER_CAP - ring_used(s))
+		want = RESUME_SENDER_CAP - ring_used(s);
+	size_t room;
+	uint8_t *p = ring_tail(s, want, &room);
+	if (room == 0)
+		return false;
+	ssize_t n = fd_read(s->proc_fd, p, room, &e);
+	s->rfull = n == (ssize_t)room;
+	if (n > 0) {
+		s->nread += (uint64_t)n;
+		if (s->discard)
+			s->floor = s->sent = s->nwritten = s->nread;
+		*drained = (size_t)n < room;
+		return true;
+	}
+	if (n != IO_AGAIN) {
+		/* EOF, or EIO from a pty master whose slaves are all closed, or a broken source:
+		 * nothing more will come. */
+		if (n != IO_EOF && n != -EIO)
+			log_debug("relay: stream=%d read: %s", (int)s->which, e.msg);
+		s->src_eof = true;
+	}
+	*drained = true;
+	return false;
+}
+
+/* Output: give the connection everything unsent, until it would block (*blocked).  0, or a
+ * negative errno when the connection failed. */
+static int output_write(struct relay_stream *s, bool *progress, bool *blocked)
+{
+	struct err e;
+	while (s->sent < s->nread) {
+		size_t len;
+		const uint8_t *p = ring_at(s, s->sent, &len);
+		ssize_t n = fd_write(s->conn_fd, p, len, &e);
+		if (n == IO_AGAIN) {
+			*blocked = true;
+			break;
+		}
+		if (n < 0)
+			return (int)n;
+		s->sent += (uint64_t)n;
+		if (s->sent > s->nwritten)
+			s->nwritten = s->sent;
+		*progress = true;
+		if ((size_t)n < len) {
+			*blocked = true; /* the socket buffer is full: wait for writable */
+			break;
+		}
+	}
+	output_release(s);
+	return 0;
+}
+
 static void pump_output(struct relay_stream *s)
 {
 	struct ev_loop *loop = s->r->loop;
-	struct err e;
-	bool sink_blocked = false;
+	bool sink_blocked = false, drained = false;
 
 	for (;;) {
 		bool progress = false;
-		if (output_can_read(s)) {
-			size_t room = RELAY_CHUNK;
-			uint8_t *p = buf_reserve(&s->buf, room);
-			ssize_t n = fd_read(s->proc_fd, p, room, &e);
-			if (n > 0) {
-				s->nread += (uint64_t)n;
-				if (s->discard) {
-					s->floor = s->sent = s->nwritten = s->nread;
-				} else {
-					buf_commit(&s->buf, (size_t)n);
-				}
-				progress = true;
-			} else if (n != IO_AGAIN) {
-				/* EOF, or EIO from a pty master whose slaves are all closed, or a
-				 * broken source: nothing more will come. */
-				if (n != IO_EOF && n != -EIO)
-					log_debug("relay: stream=%d read: %s", (int)s->which,
-					          e.msg);
-				s->src_eof = true;
-			}
-		}
+		if (!drained && output_can_read(s))
+			progress = output_read(s, &drained);
 		if (s->cs == C_UP && !s->wr_shut && s->sent < s->nread && !sink_blocked) {
-			size_t off = (size_t)(s->sent - s->floor);
-			ssize_t n = fd_write(s->conn_fd, buf_head(&s->buf) + off,
-			                     (size_t)(s->nread - s->sent), &e);
-			if (n > 0) {
-				s->sent += (uint64_t)n;
-				if (s->sent > s->nwritten)
-					s->nwritten = s->sent;
-				output_release(s);
-				progress = true;
-			} else if (n == IO_AGAIN) {
-				sink_blocked = true;
-			} else {
-				relay_stream_conn_lost(s, (int)n);
+			int rc = output_write(s, &progress, &sink_blocked);
+			if (rc < 0) {
+				relay_stream_conn_lost(s, rc);
 				return;
 			}
 		}
@@ -298,6 +406,8 @@ static void output_conn_read(struct relay_stream *s)
 					s->nack = 0;
 				}
 			}
+			if ((size_t)n < sizeof(scratch))
+				break; /* drained: the next read would only say EAGAIN */
 			continue;
 		}
 		if (n == IO_EOF && output_complete(s)) {
@@ -497,6 +607,15 @@ static struct relay *relay_alloc(struct ev_loop *loop, relay_done_cb done, void 
 	return r;
 }
 
+/* Deeper stdout/stderr pipes: the process writes ahead in bigger runs and the relay reads
+ * them in fewer, larger reads (fewer wake-ups on both sides).  Best effort: EPERM (over the
+ * unprivileged limit) or a non-pipe fd leave the fd as it was. */
+static void pipe_deepen(int fd)
+{
+	if (fd >= 0 && fcntl(fd, F_SETPIPE_SZ, RELAY_PIPE_SIZE) < 0)
+		log_debug("relay: fd=%d: F_SETPIPE_SZ: %s", fd, strerror(errno));
+}
+
 static int prep_fds(int *fds, int n, struct err *e)
 {
 	for (int i = 0; i < n; i++) {
@@ -523,6 +642,8 @@ struct relay *relay_new_pipes(struct ev_loop *loop, int in_w, int out_r, int err
 	for (int i = 0; i < 3; i++) {
 		int pfd = fds[i], cfd = fds[3 + i];
 		if (pfd >= 0 && cfd >= 0) {
+			if (i != RELAY_STDIN)
+				pipe_deepen(pfd);
 			r->s[i] = stream_new(r, (enum relay_which)i, pfd, cfd);
 		} else {
 			relay_close_fd(&pfd);

@@ -16,7 +16,7 @@
 
 #include "common/err.h"
 
-#define RELAY_BUF_MAX (64 * 1024) /* per-stream bound on bytes read but not yet sent */
+#define RELAY_BUF_MAX (256 * 1024) /* per-stream bound on bytes read but not yet sent */
 
 struct relay;
 struct relay_stream;

@@ -166,8 +166,7 @@ void relay_hub_ack_apply(struct relay_stream *s, uint64_t off)
 	}
 	s->acked = off;
 	if (off > s->floor) {
-		buf_consume(&s->buf, (size_t)(off - s->floor));
-		s->floor = off;
+		relay_out_drop(s, off);
 		if (s->sent < off)
 			s->sent = off;
 	}

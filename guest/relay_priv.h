@@ -36,7 +36,12 @@ struct relay_stream {
 	int proc_fd;
 	int conn_fd;
 	enum conn_state cs;
-	struct buf buf;    /* output: bytes [floor, nread); input: received, not yet written */
+	struct buf buf;    /* input: received, not yet written (output streams use the ring) */
+	uint8_t *ring;     /* output: bytes [floor, nread) from ring[rhead], wrapping at rcap */
+	size_t rcap;       /* ring size: grows on demand up to RELAY_RING_MAX; 0 until the
+	                      first read */
+	size_t rhead;      /* ring index of the byte at offset floor */
+	bool rfull;        /* output: the last read filled the room it was given (grow) */
 	ev_io prd;         /* output: process readable */
 	ev_io pwr;         /* input: process writable */
 	ev_io crd;         /* connection readable: data (input), ACKs / READY / EOF (output) */
@@ -102,6 +107,9 @@ static inline bool relay_resume_on(const struct relay_stream *s)
 }
 
 /* ---- relay.c ---- */
+
+/* Output: bytes below `off` (floor <= off <= nread) are no longer retained. */
+void relay_out_drop(struct relay_stream *s, uint64_t off);
 
 /* Hold the relay busy: relay_free from a nested callback is deferred until the matching
  * relay_leave, which may free it (callers must not touch r after relay_leave). */
