@@ -81,6 +81,8 @@ static void on_close(struct gcs_client *c, const struct err *why, void *ud)
 static struct gcs_result wait_done(struct hostenv_done *d)
 {
 	assert_true(run_until(&d->done, STEP_TIMEOUT_S));
+	if (d->r.status < 0)
+		print_message("rpc failed: %s\n", d->r.err.msg); /* context for the assertion */
 	return d->r;
 }
 
