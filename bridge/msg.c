@@ -85,7 +85,7 @@ static const struct msg_field gcs_caps_f[] = {
     MF(T, hv_socket_config_on_startup, "HvSocketConfigOnStartup", FT_BOOL, F_OMIT),
     MF_N(T, supported_schema_versions, "SupportedSchemaVersions", FT_OBJV, F_OMIT, &version_s),
     MF(T, runtime_os_type, "RuntimeOsType", FT_STR, F_OMIT),
-    MF_SUB(T, guest_defined, "GuestDefinedCapabilities", FT_OBJ, 0, &guest_caps_s),
+    MF_SEEN(T, guest_defined, has_guest_defined, "GuestDefinedCapabilities", 0, &guest_caps_s),
 };
 MSG_SCHEMA(gcs_caps_s, "Capabilities", T, gcs_caps_f);
 #undef T
@@ -128,6 +128,22 @@ static const struct msg_field create_req_f[] = {
     MF_SUB(T, config, "ContainerConfig", FT_ANYSTR, F_REQUIRED, &container_settings_s),
 };
 MSG_SCHEMA(create_req_s, "Create", T, create_req_f);
+#undef T
+
+#define T struct bridge_uvm_config
+static const struct msg_field uvm_config_f[] = {
+    MF(T, system_type, "SystemType", FT_STR, 0),
+    MF(T, time_zone_information, "TimeZoneInformation", FT_JSON, 0),
+};
+MSG_SCHEMA(uvm_config_s, "ContainerConfig", T, uvm_config_f);
+#undef T
+
+#define T struct bridge_null_create_req
+static const struct msg_field null_create_req_f[] = {
+    MF_EMBED(T, base, &req_base_s),
+    MF_SUB(T, config, "ContainerConfig", FT_ANYSTR, F_REQUIRED, &uvm_config_s),
+};
+MSG_SCHEMA(null_create_req_s, "Create (null container)", T, null_create_req_f);
 #undef T
 
 #define T struct bridge_create_resp
@@ -338,6 +354,7 @@ static const struct kind_info kinds[BMSG_KIND_COUNT] = {
     [BMSG_MODIFY_REQ] = {&modify_req_s, DIR_REQUEST},
     [BMSG_DUMP_STACKS_RESP] = {&dump_stacks_resp_s, DIR_RESPONSE},
     [BMSG_NOTIFICATION] = {&notification_s, DIR_NOTIFY},
+    [BMSG_NULL_CREATE_REQ] = {&null_create_req_s, DIR_REQUEST},
 };
 
 /* RPC → kinds of its request and response bodies. */

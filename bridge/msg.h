@@ -137,6 +137,12 @@ struct bridge_gcs_caps {
 	size_t n_supported_schema_versions;
 	char *runtime_os_type;                  /* "RuntimeOsType" omitempty ("Linux") */
 	struct bridge_guest_caps guest_defined; /* "GuestDefinedCapabilities" */
+	/* Decode only: "GuestDefinedCapabilities" was present as an object ({} included).  The
+	 * Go host fails Connect when the key is missing, so a host checks this flag (absent and
+	 * {} both leave guest_defined zero).  JSON null counts as absent, as everywhere here
+	 * (stricter than Go, whose json.RawMessage takes null).  The encoder ignores the flag
+	 * and always emits the object. */
+	bool has_guest_defined;
 };
 
 struct bridge_negotiate_req {
@@ -175,6 +181,24 @@ struct bridge_create_req {
 	/* "ContainerConfig" (AnyInString, required: absent or "" fails decode).  A config of
 	 * another schema (the null container's {"SystemType":...}) decodes to zero fields. */
 	struct bridge_container_settings config;
+};
+
+/* The null container's ContainerConfig (the Go host's uvmConfig), the inner document of
+ * the Create a host sends for GCS_NULL_CONTAINER_ID on a cold start when the guest asked
+ * with SendHostCreateMessage (then Start if SendHostStartMessage).  Encoded like the Go
+ * host: {"SystemType":"Container","TimeZoneInformation":null} for a Linux guest.  Its own
+ * kind (BMSG_NULL_CREATE_REQ), which bridge_msg_kind_for_type never returns: a guest
+ * decodes every Create as BMSG_CREATE_REQ, where this config yields zero fields. */
+struct bridge_uvm_config {
+	char *system_type; /* "SystemType" (always emitted; "Container") */
+	/* "TimeZoneInformation": hcsschema.TimeZoneInformation object passed through (Windows
+	 * guests only); NULL is written as null, like the Go host's nil pointer. */
+	json_t *time_zone_information;
+};
+
+struct bridge_null_create_req {
+	struct bridge_req_base base;
+	struct bridge_uvm_config config; /* "ContainerConfig" (AnyInString, required) */
 };
 
 struct bridge_create_resp {
@@ -329,6 +353,7 @@ enum bridge_msg_kind {
 	BMSG_MODIFY_REQ,     /* struct bridge_modify_req */
 	BMSG_DUMP_STACKS_RESP, /* struct bridge_dump_stacks_resp */
 	BMSG_NOTIFICATION,     /* struct bridge_notification */
+	BMSG_NULL_CREATE_REQ,  /* struct bridge_null_create_req (host side; not mapped by type) */
 	BMSG_KIND_COUNT
 };
 
@@ -388,7 +413,7 @@ void bridge_msg_error_response(int32_t hr, const char *message, const char *acti
  *   void bridge_<name>_fini(T *msg);
  * with <name> one of: req_base, resp_base, negotiate_req, negotiate_resp, create_req,
  * create_resp, exec_req, exec_resp, wait_req, wait_resp, signal_req, resize_req, props_req,
- * props_resp, modify_req, dump_stacks_resp, notification. */
+ * props_resp, modify_req, dump_stacks_resp, notification, null_create_req. */
 #define BRIDGE_MSG_KINDS(X)                                                                        \
 	X(BMSG_REQ_BASE, req_base, struct bridge_req_base)                                         \
 	X(BMSG_RESP_BASE, resp_base, struct bridge_resp_base)                                      \
@@ -406,7 +431,8 @@ void bridge_msg_error_response(int32_t hr, const char *message, const char *acti
 	X(BMSG_PROPS_RESP, props_resp, struct bridge_props_resp)                                   \
 	X(BMSG_MODIFY_REQ, modify_req, struct bridge_modify_req)                                   \
 	X(BMSG_DUMP_STACKS_RESP, dump_stacks_resp, struct bridge_dump_stacks_resp)                 \
-	X(BMSG_NOTIFICATION, notification, struct bridge_notification)
+	X(BMSG_NOTIFICATION, notification, struct bridge_notification)                             \
+	X(BMSG_NULL_CREATE_REQ, null_create_req, struct bridge_null_create_req)
 
 #define BRIDGE_MSG_WRAPPERS_(K, NAME, T)                                                           \
 	static inline int bridge_##NAME##_decode(const void *json, size_t len, T *out,             \

@@ -128,7 +128,7 @@ static void fini_field(const struct msg_field *f, void *p)
 		break;
 	}
 	case FT_OBJ:
-		if (f->flags & F_HAS)
+		if (f->flags & (F_HAS | F_SEEN))
 			*(bool *)at(p, f->aux) = false;
 		msg_fini(f->sub, q);
 		break;
@@ -405,7 +405,7 @@ static int dec_field(const struct msg_field *f, const json_t *v, void *p, struct
 		return dec_objv(f, v, p, e);
 	case FT_OBJ:
 		r = msg_decode_object(f->sub, v, q, e);
-		if (r == 0 && (f->flags & F_HAS))
+		if (r == 0 && (f->flags & (F_HAS | F_SEEN)))
 			*(bool *)at(p, f->aux) = true;
 		return r;
 	case FT_ANYSTR:

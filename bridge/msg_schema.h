@@ -39,6 +39,7 @@ enum msg_ftype {
 #define F_EMPTYOBJ 0x08u /* FT_JSON: encode NULL as {} */
 #define F_HAS      0x10u /* FT_OBJ: presence bool at aux; encoded iff true */
 #define F_ANYTYPE  0x20u /* FT_JSON: any JSON type, not only an object */
+#define F_SEEN     0x40u /* FT_OBJ: presence bool at aux, set on decode; encoding ignores it */
 
 struct msg_schema;
 
@@ -46,8 +47,8 @@ struct msg_field {
 	const char *name; /* exact JSON spelling; NULL for FT_EMBED */
 	enum msg_ftype type;
 	unsigned flags;
-	size_t off;                   /* offset of the value in the containing struct */
-	size_t aux;                   /* count (arrays, maps) or presence bool (F_HAS) offset */
+	size_t off; /* offset of the value in the containing struct */
+	size_t aux; /* count (arrays, maps) or presence bool (F_HAS, F_SEEN) offset */
 	const struct msg_schema *sub; /* FT_OBJ, FT_OBJV, FT_ANYSTR, FT_EMBED */
 	const char *def;              /* FT_STR: value when absent or "" */
 };
@@ -89,6 +90,11 @@ struct msg_schema {
 	{                                                                                          \
 		.name = nm, .type = FT_OBJ, .flags = (fl) | F_HAS, .off = 0,                       \
 		.aux = offsetof(T, has), .sub = s                                                  \
+	}
+#define MF_SEEN(T, m, seen, nm, fl, s)                                                             \
+	{                                                                                          \
+		.name = nm, .type = FT_OBJ, .flags = (fl) | F_SEEN, .off = offsetof(T, m),         \
+		.aux = offsetof(T, seen), .sub = s                                                 \
 	}
 #define MF_EMBED(T, m, s)                                                                          \
 	{                                                                                          \

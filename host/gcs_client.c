@@ -176,28 +176,6 @@ static void result_remote(struct gcs_result *r, uint32_t rpc, const struct bridg
 	                    gcs_hresult_name(r->hresult), m && *m ? ": " : "", m && *m ? m : "");
 }
 
-/* NegotiateProtocol: the Go host fails when GuestDefinedCapabilities is absent; the typed
- * struct cannot tell absent from {}, so look for the member itself. */
-static bool has_gdc(const char *json, size_t len)
-{
-	json_t *o = json_loadb(json, len, 0, NULL);
-	bool found = false;
-	const char *k;
-	json_t *v, *caps = NULL;
-	json_object_foreach(o, k, v)
-	{
-		if (strcasecmp(k, "Capabilities") == 0)
-			caps = v;
-	}
-	json_object_foreach(caps, k, v)
-	{
-		if (strcasecmp(k, "GuestDefinedCapabilities") == 0 && json_is_object(v))
-			found = true;
-	}
-	json_decref(o);
-	return found;
-}
-
 void gcs_client_on_call_done(struct bridge_client *bc, int status, const char *json, size_t len,
                              const struct err *why, void *ud)
 {
@@ -230,9 +208,6 @@ void gcs_client_on_call_done(struct bridge_client *bc, int status, const char *j
 			result_remote(&r, k->rpc, b);
 		else
 			result_ok(&r);
-		if (r.status == 0 && k->check_gdc && !has_gdc(json, len))
-			r.status =
-			    err_set(&r.err, -EPROTO, "negotiate: GuestDefinedCapabilities missing");
 		if (k->rdone)
 			raw = json_loadb(json, len, 0, NULL);
 	}
@@ -312,7 +287,6 @@ static int send_msg(struct gcs_client *c, uint32_t rpc, const char *container_id
 	k->resp_kind = resp_kind;
 	k->mdone = done;
 	k->ud = ud;
-	k->check_gdc = rpc == RPC_NEGOTIATE_PROTOCOL;
 	return send_payload(c, k, payload, len, timeout_ms, id_out, e);
 }
 
@@ -328,8 +302,8 @@ int gcs_client_call_msg(struct gcs_client *c, uint32_t rpc, const char *containe
 	                id_out, e);
 }
 
-/* A request whose body is not one of msg.h's structs (the null container's config, the raw
- * escape hatch): the base is encoded by msg.h, the body's own members spliced in after it. */
+/* The raw escape hatch (gcs_client_call): the base is encoded by msg.h, the body's own
+ * members spliced in after it. */
 static int send_body(struct gcs_client *c, uint32_t rpc, const char *container_id, json_t *body,
                      int timeout_ms, enum bridge_msg_kind resp_kind, gcs_msg_fn mdone,
                      gcs_raw_fn rdone, void *ud, uint64_t *id_out, struct err *e)
@@ -483,6 +457,9 @@ static int parse_caps(struct gcs_client *c, const struct bridge_negotiate_resp *
 	if (strcasecmp(ost, "linux") != 0)
 		return err_set(e, -EPROTO,
 		               "negotiate: guest RuntimeOsType is \"%.40s\", want linux", ost);
+	/* The Go host unmarshals it from raw JSON: a missing key fails Connect. */
+	if (!caps->has_guest_defined)
+		return err_set(e, -EPROTO, "negotiate: GuestDefinedCapabilities missing");
 	struct gcs_caps *k = &c->caps;
 	memset(k, 0, sizeof(*k));
 	k->version = GCS_PV_V4;
@@ -532,12 +509,10 @@ static void on_negotiate(struct gcs_client *c, const struct gcs_result *r, const
 		return;
 	}
 	if (c->cfg.cold_start && !c->negotiated_once && c->caps.send_host_create_message) {
-		/* The null container's config is another schema than msg.h's ContainerConfig. */
-		json_t *body =
-		    json_pack("{s:s}", "ContainerConfig", "{\"SystemType\":\"Container\"}");
-		int rc = send_body(c, RPC_CREATE, GCS_NULL_CONTAINER_ID, body, 0, BMSG_CREATE_RESP,
-		                   on_null_create, NULL, NULL, NULL, &e);
-		json_decref(body);
+		/* The null container's config is the Go host's uvmConfig, not a ContainerConfig. */
+		struct bridge_null_create_req req = {.config.system_type = (char *)"Container"};
+		int rc = send_msg(c, RPC_CREATE, GCS_NULL_CONTAINER_ID, BMSG_NULL_CREATE_REQ, &req,
+		                  BMSG_CREATE_RESP, 0, on_null_create, NULL, NULL, &e);
 		if (rc < 0)
 			ready(c, rc, &e);
 		return;

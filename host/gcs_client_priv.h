@@ -24,7 +24,6 @@ struct call {
 	int64_t id;
 	uint32_t rpc;
 	enum bridge_msg_kind resp_kind;
-	bool check_gdc; /* NegotiateProtocol: GuestDefinedCapabilities must be present */
 	gcs_msg_fn mdone;
 	gcs_raw_fn rdone;
 	void *ud;

@@ -71,6 +71,10 @@ void iorelay_mode_changed(struct iorelay *r);
 /* FROM_GUEST: the delivered offset is now known (answers a held HELLO). -EINVAL if already
  * known with another value. */
 int iorelay_set_offset(struct iorelay *r, uint64_t offset, struct err *e);
+/* FROM_GUEST resume: the guest's HELLO arrived on the current connection and READY is held
+ * until iorelay_set_offset; *hello_offset (may be NULL) receives HELLO.offset, the first byte
+ * the guest still retains (what the previous host acknowledged).  False otherwise. */
+bool iorelay_held(const struct iorelay *r, uint64_t *hello_offset);
 /* Drop the connection and the listener (the state stays). */
 void iorelay_cut(struct iorelay *r);
 /* Listen again after iorelay_cut. */

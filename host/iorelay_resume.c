@@ -286,6 +286,15 @@ int iorelay_set_offset(struct iorelay *r, uint64_t offset, struct err *e)
 	return 0;
 }
 
+bool iorelay_held(const struct iorelay *r, uint64_t *hello_offset)
+{
+	if (r->dir != IORELAY_FROM_GUEST || !r->held || !r->conn)
+		return false;
+	if (hello_offset)
+		*hello_offset = r->hello.offset;
+	return true;
+}
+
 void iorelay_finish(struct iorelay *r)
 {
 	r->finish_requested = true;

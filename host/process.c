@@ -673,6 +673,13 @@ int gcs_process_set_stream_offsets(struct gcs_process *p, uint64_t stdout_off, u
 	return 0;
 }
 
+bool gcs_process_stdio_held(const struct gcs_process *p, int stream, uint64_t *hello_offset)
+{
+	if (stream < 1 || stream > 2 || !p->relay[stream])
+		return false;
+	return iorelay_held(p->relay[stream], hello_offset);
+}
+
 bool gcs_process_stdio_attached(const struct gcs_process *p)
 {
 	for (int i = 0; i < 3; i++)

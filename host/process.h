@@ -128,6 +128,10 @@ struct gcs_process *gcs_process_open(struct gcs_client *c, const struct gcs_proc
 /* Late output offsets (UINT64_MAX: leave that stream as is). */
 int gcs_process_set_stream_offsets(struct gcs_process *p, uint64_t stdout_off, uint64_t stderr_off,
                                    struct err *e);
+/* Output stream `stream` (1 stdout, 2 stderr) of an opened process has the guest's re-dial
+ * and HELLO but holds READY (and passes on no byte) until its offset is set;
+ * *hello_offset (may be NULL) receives the guest's retained floor.  False otherwise. */
+bool gcs_process_stdio_held(const struct gcs_process *p, int stream, uint64_t *hello_offset);
 /* Every stdio stream of p is connected again (resume mode: READY sent), or finished. */
 bool gcs_process_stdio_attached(const struct gcs_process *p);
 /* A few lines on the process and its streams, for debugging dumps (snprintf semantics). */

@@ -8,6 +8,10 @@
  * once across all hosts' output, cat echoed every stdin line exactly once and in order, and
  * every exit code of the blackout reached the host that took over.  Variants: A->B->A 20
  * times, B 2 s late, 100 (UVM) processes, an idle guest, and rollback (A takes over again).
+ * Late offsets: B adopts A's state with stdout's delivered offset unknown (as when the
+ * source's final offsets arrive with FinalizeSandbox after the transfer), holds READY with
+ * nothing passed on until gcs_client_set_stream_offsets, then every line arrives exactly
+ * once; an offset below A's is the orchestrator's bug: duplicates, never a loss.
  * The parent talks to each host over two pipes (commands in, events out; one line each). */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +33,7 @@
 #include <jansson.h>
 
 #include "bridge/proto.h"
+#include "common/buf.h"
 #include "common/fdio.h"
 #include "common/xalloc.h"
 #include "host/gcs_client.h"
@@ -62,6 +67,8 @@ struct host {
 	struct hproc procs[256];
 	int nprocs;
 	bool quit;
+	ev_timer held_w; /* "held": polls until a stdout stream holds READY */
+	struct gcs_process *held_p;
 };
 
 static void evt(struct host *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -162,6 +169,17 @@ static void h_start(struct host *h, const char *cid, const char *const *argv, bo
 	evt(h, "file %s", tmp);
 }
 
+static void h_on_held_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct host *h = w->data;
+	uint64_t floor = 0;
+	(void)revents;
+	if (!gcs_process_stdio_held(h->held_p, 1, &floor))
+		return;
+	ev_timer_stop(loop, w);
+	evt(h, "held %llu", (unsigned long long)floor);
+}
+
 static void d_done(struct gcs_client *c, const struct gcs_result *r, void *ud)
 {
 	(void)c;
@@ -227,6 +245,35 @@ static void h_command(struct host *h, char *cmd)
 			_exit(92);
 		close(fd);
 		evt(h, "cut");
+	} else if (strncmp(cmd, "held ", 5) == 0 && sscanf(cmd + 5, "%255s %u", a, &u) == 2) {
+		/* held CID PID: "held FLOOR" once stdout has the guest's HELLO, READY held */
+		struct hproc *x = find(h, a, u);
+		if (!x) {
+			evt(h, "fail held: no such process");
+			return;
+		}
+		h->held_p = x->p;
+		ev_timer_init(&h->held_w, h_on_held_timer, 0.002, 0.002);
+		h->held_w.data = h;
+		ev_timer_start(h->loop, &h->held_w);
+	} else if (strncmp(cmd, "state ", 6) == 0 && sscanf(cmd + 6, "%255s %u", a, &u) == 2) {
+		/* state CID PID: "state ATTACHED HELD STDOUT_BYTES" */
+		struct hproc *x = find(h, a, u);
+		struct gcs_process_state ps;
+		if (!x) {
+			evt(h, "fail state: no such process");
+			return;
+		}
+		gcs_process_get_state(x->p, &ps);
+		evt(h, "state %d %d %llu", gcs_process_stdio_attached(x->p),
+		    gcs_process_stdio_held(x->p, 1, NULL), (unsigned long long)ps.stdout_bytes);
+	} else if (strncmp(cmd, "offsets ", 8) == 0) {
+		/* offsets CID PID STDOUT: the late offsets; "offsets RC" */
+		unsigned long long off;
+		if (sscanf(cmd + 8, "%255s %u %llu", a, &u, &off) != 3)
+			_exit(96);
+		int rc = gcs_client_set_stream_offsets(h->c, a, u, off, UINT64_MAX, &e);
+		evt(h, "offsets %d", rc);
 	} else if (strcmp(cmd, "relisten") == 0) {
 		if (gcs_client_relisten(h->c, &e) < 0)
 			evt(h, "fail relisten %s", e.msg);
@@ -329,6 +376,7 @@ static void host_main(int cmd_fd, int evt_fd, const char *state_path)
 	h->cmd_w.data = h;
 	ev_io_start(h->loop, &h->cmd_w);
 	ev_run(h->loop, 0);
+	ev_timer_stop(h->loop, &h->held_w);
 	gcs_client_free(h->c);
 	for (int i = 0; i < h->nprocs; i++)
 		if (h->procs[i].out_fd >= 0)
@@ -738,6 +786,206 @@ static void test_rollback(void **state)
 	scenario(&o);
 }
 
+/* ---- late offsets (docs/stdio-resume.md §2) ----
+ * In a real migration the source's final delivered offsets reach the destination only with
+ * FinalizeSandbox, after the guest has already re-dialled.  Here B adopts A's state with the
+ * stdout offset stripped (unknown): B must accept the re-dial and read HELLO, then hold READY
+ * and pass on no byte until gcs_client_set_stream_offsets supplies the offset. */
+
+#define LATE_LINES 1500
+
+/* "0\n1\n...(n-1)\n" */
+static char *numbers_text(int n, size_t *len)
+{
+	struct buf b;
+	buf_init(&b);
+	for (int i = 0; i < n; i++) {
+		char l[16];
+		int k = snprintf(l, sizeof(l), "%d\n", i);
+		buf_append(&b, l, (size_t)k);
+	}
+	*len = buf_avail(&b);
+	char *t = xmalloc(*len + 1);
+	memcpy(t, buf_head(&b), *len);
+	t[*len] = '\0';
+	buf_fini(&b);
+	return t;
+}
+
+static off_t out_size(const char *cid, uint32_t pid)
+{
+	_cleanup_free_ char *path = xasprintf("%s/out.%s.%u", E->tmp, cid, pid);
+	struct stat st;
+	return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+static char *read_text(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	assert_non_null(f);
+	size_t cap = 1 << 16;
+	char *t = xmalloc(cap);
+	*len = 0;
+	size_t r;
+	while ((r = fread(t + *len, 1, cap - *len - 1, f)) > 0) {
+		*len += r;
+		if (cap - *len < 2)
+			t = xrealloc(t, cap *= 2);
+	}
+	t[*len] = '\0';
+	fclose(f);
+	return t;
+}
+
+/* What the orchestrator hands B late: A's delivered offset, or (its bug) 0 or one byte
+ * less than A delivered. */
+enum late_kind { LATE_EXACT, LATE_ZERO, LATE_ONE_BELOW };
+
+static void late_offsets(enum late_kind kind)
+{
+	if (!E)
+		skip();
+	struct exits ex;
+	memset(&ex, 0, sizeof(ex));
+	char ev[512];
+	struct hh cur;
+	hh_spawn(&cur, NULL);
+	start_agent();
+	hh_expect(&cur, "ready ", ev, sizeof(ev), &ex);
+	assert_string_equal(ev, "ready 1");
+	const char *cid = "c1";
+	hh_cmd(&cur,
+	       "container %s i=0; while [ $i -lt %d ]; do echo $i; i=$((i+1)); usleep 1000; done",
+	       cid, LATE_LINES);
+	hh_expect(&cur, "done", NULL, 0, &ex);
+	_cleanup_free_ char *initcmd = xasprintf("init %s", cid);
+	uint32_t pid = hh_start(&cur, initcmd, &ex);
+
+	/* A delivers (and acknowledges: every 5 ms) some output, then is cut. */
+	long long deadline = mono_ns() + 10000000000ll;
+	while (out_size(cid, pid) < 400 && mono_ns() < deadline)
+		usleep(5000);
+	assert_true(out_size(cid, pid) >= 400);
+	usleep(30000);
+	_cleanup_free_ char *path = xasprintf("%s/state.A.json", E->tmp);
+	hh_cmd(&cur, "cut %s", path);
+	hh_expect(&cur, "cut", NULL, 0, &ex);
+	hh_quit(&cur);
+
+	/* A's export has its delivered offset; B's copy has it stripped. */
+	size_t len;
+	_cleanup_free_ char *text = read_text(path, &len);
+	struct gcs_client_state st;
+	struct err e;
+	assert_int_equal(gcs_client_state_from_json(text, len, &st, &e), 0);
+	struct gcs_process_mstate *m = NULL;
+	for (size_t i = 0; i < st.n_procs; i++)
+		if (st.procs[i].pid == pid && strcmp(st.procs[i].container_id, cid) == 0)
+			m = &st.procs[i];
+	assert_non_null(m);
+	assert_true(m->stdio[1].offset_known);
+	const uint64_t delivered = m->stdio[1].offset;
+	assert_true(delivered >= 400);
+	assert_int_equal(out_size(cid, pid), (off_t)delivered); /* A's sink has exactly that */
+	m->stdio[1].offset_known = false;
+	_cleanup_free_ char *stripped = gcs_client_state_to_json(&st);
+	gcs_client_state_fini(&st);
+	assert_int_equal(gcs_client_state_from_json(stripped, strlen(stripped), &st, &e), 0);
+	assert_false(st.procs[0].stdio[1].offset_known); /* the copy B gets: offset unknown */
+	gcs_client_state_fini(&st);
+	_cleanup_free_ char *bpath = xasprintf("%s/state.B.json", E->tmp);
+	int fd = open(bpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(fd_write_all(fd, stripped, strlen(stripped), &e), 0);
+	close(fd);
+
+	/* B adopts it, accepts the re-dial, reads HELLO and holds READY. */
+	hh_spawn(&cur, bpath);
+	hh_expect(&cur, "ready ", ev, sizeof(ev), &ex);
+	assert_string_equal(ev, "ready 1");
+	hh_cmd(&cur, "held %s %u", cid, pid);
+	hh_expect(&cur, "held ", ev, sizeof(ev), &ex);
+	unsigned long long floor = 0;
+	assert_int_equal(sscanf(ev, "held %llu", &floor), 1);
+	/* The guest retains everything A did not acknowledge; A acked every 5 ms. */
+	assert_true(floor <= delivered);
+	assert_true(floor > 0);
+	usleep(300000); /* the process keeps printing; the guest retains it */
+	assert_int_equal(out_size(cid, pid), (off_t)delivered);
+	hh_cmd(&cur, "state %s %u", cid, pid);
+	hh_expect(&cur, "state ", ev, sizeof(ev), &ex);
+	assert_string_equal(ev, "state 0 1 0"); /* not attached, held, nothing passed on */
+
+	/* Wrong late calls: an unknown process, a known container with an unknown pid. */
+	_cleanup_free_ char *enoent = xasprintf("offsets %d", -ENOENT);
+	hh_cmd(&cur, "offsets nosuch 4242 0");
+	hh_expect(&cur, "offsets ", ev, sizeof(ev), &ex);
+	assert_string_equal(ev, enoent);
+	hh_cmd(&cur, "offsets %s %u 0", cid, pid + 100000);
+	hh_expect(&cur, "offsets ", ev, sizeof(ev), &ex);
+	assert_string_equal(ev, enoent);
+	usleep(20000);
+	assert_int_equal(out_size(cid, pid), (off_t)delivered); /* still held */
+
+	/* The offsets arrive (FinalizeSandbox). */
+	const uint64_t given = kind == LATE_EXACT  ? delivered
+	                       : kind == LATE_ZERO ? 0
+	                                           : delivered - 1;
+	hh_cmd(&cur, "offsets %s %u %llu", cid, pid, (unsigned long long)given);
+	hh_expect(&cur, "offsets ", ev, sizeof(ev), &ex);
+	assert_string_equal(ev, "offsets 0");
+	while (find_exit(&ex, cid, pid) < 0)
+		hh_expect(&cur, "exit ", NULL, 0, &ex);
+	assert_int_equal(find_exit(&ex, cid, pid), 0);
+	while (ex.cexits < 1)
+		hh_expect(&cur, "cexit ", NULL, 0, &ex);
+	hh_quit(&cur);
+
+	size_t want_len, got_len;
+	_cleanup_free_ char *want = numbers_text(LATE_LINES, &want_len);
+	_cleanup_free_ char *got = slurp(cid, pid, &got_len);
+	if (kind == LATE_EXACT) {
+		/* Exactly once across A and B. */
+		assert_int_equal(got_len, want_len);
+		assert_string_equal(got, want);
+		assert_int_equal(check_numbers(cid, pid), LATE_LINES);
+		return;
+	}
+	/* An offset below what A delivered (an orchestrator bug).  B answers READY at `given`.
+	 * Below the guest's retained floor (HELLO.offset = what A acknowledged) the protocol
+	 * detects it: B logs a gap (READY status 1) and the guest resumes from its floor.  At or
+	 * above the floor it cannot be told from a correct offset and the guest resends from
+	 * there.  Either way the sink gets [max(given, floor), delivered) twice, nothing is lost,
+	 * and the stream and the bridge carry on. */
+	const uint64_t from = given > floor ? given : floor;
+	const size_t dup = (size_t)(delivered - from);
+	fprintf(stderr, "late offset %llu: A delivered %llu, guest floor %llu: %zu bytes twice\n",
+	        (unsigned long long)given, (unsigned long long)delivered, floor, dup);
+	if (kind == LATE_ZERO)
+		assert_true(from > given); /* detected: not resent from 0 */
+	assert_int_equal(got_len, want_len + dup);
+	assert_memory_equal(got, want, (size_t)delivered);
+	assert_memory_equal(got + delivered, want + from, want_len - (size_t)from);
+}
+
+static void test_late_offsets(void **state)
+{
+	(void)state;
+	late_offsets(LATE_EXACT);
+}
+
+static void test_late_offsets_zero(void **state)
+{
+	(void)state;
+	late_offsets(LATE_ZERO);
+}
+
+static void test_late_offsets_one_below(void **state)
+{
+	(void)state;
+	late_offsets(LATE_ONE_BELOW);
+}
+
 /* The state decoder rejects bad input with a clear error. */
 static void test_state_decoder(void **state)
 {
@@ -812,6 +1060,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_100_processes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_idle_guest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_late_offsets, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_late_offsets_zero, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_late_offsets_one_below, setup, teardown),
 	};
 	if (getenv("TEST_FILTER")) /* e.g. TEST_FILTER=test_rollback */
 		cmocka_set_test_filter(getenv("TEST_FILTER"));

@@ -271,6 +271,119 @@ static void test_negotiate_ferry_caps(void **state)
 	bridge_negotiate_resp_fini(&f);
 }
 
+/* GuestDefinedCapabilities: absent, {} and a populated object must be told apart (the Go
+ * host fails Connect when the key is missing); the encoder always emits it. */
+static void test_negotiate_gdc_presence(void **state)
+{
+	(void)state;
+	struct bridge_negotiate_resp *d = decode_ok(BMSG_NEGOTIATE_RESP, linux_negotiate_resp);
+	assert_true(d->caps.has_guest_defined);
+	assert_true(d->caps.guest_defined.dump_stacks_supported);
+	free_msg(BMSG_NEGOTIATE_RESP, d);
+
+	d = decode_ok(BMSG_NEGOTIATE_RESP,
+	              "{\"Result\":0,\"Version\":4,\"Capabilities\":{\"RuntimeOsType\":\"Linux\","
+	              "\"guestdefinedcapabilities\":{}}}");
+	assert_true(d->caps.has_guest_defined); /* {} is present; key matched case-insensitively */
+	assert_false(d->caps.guest_defined.signal_process_supported);
+	char *out = encode_ok(BMSG_NEGOTIATE_RESP, d);
+	assert_non_null(strstr(out, "\"GuestDefinedCapabilities\":{}}}"));
+	free(out);
+	free_msg(BMSG_NEGOTIATE_RESP, d);
+
+	static const char *const absent[] = {
+	    "{\"Result\":0,\"Version\":4,\"Capabilities\":{\"RuntimeOsType\":\"Linux\"}}",
+	    "{\"Result\":0,\"Version\":4,\"Capabilities\":{\"RuntimeOsType\":\"Linux\","
+	    "\"GuestDefinedCapabilities\":null}}",
+	    "{\"Result\":0,\"Version\":4}",
+	};
+	for (size_t i = 0; i < sizeof(absent) / sizeof(absent[0]); i++) {
+		d = decode_ok(BMSG_NEGOTIATE_RESP, absent[i]);
+		if (d->caps.has_guest_defined)
+			fail_msg("GuestDefinedCapabilities reported present in %s", absent[i]);
+		/* The encoder still emits the object (the guest side always sends it). */
+		out = encode_ok(BMSG_NEGOTIATE_RESP, d);
+		assert_non_null(strstr(out, "\"GuestDefinedCapabilities\":{}"));
+		free(out);
+		free_msg(BMSG_NEGOTIATE_RESP, d);
+	}
+
+	/* A repeated key: the last occurrence wins; fini clears the flag. */
+	d = decode_ok(BMSG_NEGOTIATE_RESP,
+	              "{\"Capabilities\":{\"GuestDefinedCapabilities\":{},"
+	              "\"GuestDefinedCapabilities\":{\"DumpStacksSupported\":true}}}");
+	assert_true(d->caps.has_guest_defined);
+	assert_true(d->caps.guest_defined.dump_stacks_supported);
+	bridge_negotiate_resp_fini(d);
+	assert_false(d->caps.has_guest_defined);
+	free(d);
+
+	char msg[ERR_MSG_MAX];
+	assert_int_equal(decode_err(BMSG_NEGOTIATE_RESP,
+	                            "{\"Capabilities\":{\"GuestDefinedCapabilities\":[]}}", msg),
+	                 -EBADMSG);
+	assert_string_equal(msg, "NegotiateProtocol response: Capabilities: "
+	                         "GuestDefinedCapabilities: want object, got array");
+}
+
+/* The null container's Create (cold start): the Go host's bytes, a round trip, and the
+ * guest's decode of the same bytes as an ordinary Create (zero fields). */
+static void test_null_create(void **state)
+{
+	(void)state;
+	static const char want[] =
+	    "{\"ContainerId\":\"" Z "\"," A ",\"ContainerConfig\":\"{\\\"SystemType\\\":"
+	    "\\\"Container\\\",\\\"TimeZoneInformation\\\":null}\"}\n";
+	struct bridge_null_create_req q = {0};
+	q.base.container_id = (char *)Z;
+	q.config.system_type = (char *)"Container";
+	char *out = encode_ok(BMSG_NULL_CREATE_REQ, &q);
+	assert_string_equal(out, want);
+
+	struct bridge_null_create_req *d = decode_ok(BMSG_NULL_CREATE_REQ, out);
+	assert_string_equal(d->base.container_id, Z);
+	assert_string_equal(d->config.system_type, "Container");
+	assert_null(d->config.time_zone_information);
+	char *again = encode_ok(BMSG_NULL_CREATE_REQ, d);
+	assert_string_equal(again, want);
+	free(again);
+	free_msg(BMSG_NULL_CREATE_REQ, d);
+
+	struct bridge_create_req *g = decode_ok(BMSG_CREATE_REQ, out);
+	assert_null(g->config.oci_bundle_path);
+	assert_null(g->config.scratch_dir_path);
+	assert_int_equal(g->config.schema_version.major, 0);
+	free_msg(BMSG_CREATE_REQ, g);
+	free(out);
+
+	/* A Windows-style config with a time zone object passes it through. */
+	struct bridge_null_create_req w = {0};
+	w.config.system_type = xstrdup("Container");
+	w.config.time_zone_information = json_pack("{s:i}", "Bias", 480);
+	out = encode_ok(BMSG_NULL_CREATE_REQ, &w);
+	assert_non_null(strstr(out, "\\\"TimeZoneInformation\\\":{\\\"Bias\\\":480}"));
+	assert_non_null(strstr(out, "\"ContainerId\":\"\"")); /* NULL id = "" */
+	bridge_null_create_req_fini(&w);
+	assert_null(w.config.system_type);
+	assert_null(w.config.time_zone_information);
+	free(out);
+
+	/* The kind is host-side only: never chosen by message type. */
+	assert_int_equal(bridge_msg_kind_for_type(0x10100101), BMSG_CREATE_REQ);
+	assert_string_equal(bridge_msg_kind_name(BMSG_NULL_CREATE_REQ), "Create (null container)");
+
+	char msg[ERR_MSG_MAX];
+	assert_int_equal(decode_err(BMSG_NULL_CREATE_REQ, "{\"ContainerId\":\"x\"}", msg),
+	                 -EBADMSG);
+	assert_string_equal(msg, "Create (null container): ContainerConfig: missing");
+	assert_int_equal(decode_err(BMSG_NULL_CREATE_REQ,
+	                            "{\"ContainerConfig\":\"{\\\"SystemType\\\":1}\"}", msg),
+	                 -EBADMSG);
+	assert_string_equal(msg,
+	                    "Create (null container): ContainerConfig: SystemType: want string, "
+	                    "got integer");
+}
+
 static void test_create_fields(void **state)
 {
 	(void)state;
@@ -810,6 +923,8 @@ int main(void)
 	    cmocka_unit_test(test_peek_base_every_request),
 	    cmocka_unit_test(test_negotiate_linux_bytes),
 	    cmocka_unit_test(test_negotiate_ferry_caps),
+	    cmocka_unit_test(test_negotiate_gdc_presence),
+	    cmocka_unit_test(test_null_create),
 	    cmocka_unit_test(test_create_fields),
 	    cmocka_unit_test(test_exec_fields),
 	    cmocka_unit_test(test_host_bytes_quirks),
