@@ -96,7 +96,7 @@ static void must(int rc, struct hostenv_done *d, const char *what, const struct 
 static char *container(const char *const *args)
 {
 	struct err e;
-	char *id = xasprintf("b%d", ++B.seq);
+	char *id = xasprintf("b%d-%d", (int)getpid(), ++B.seq); /* unique: cgroup names */
 	json_t *spec = testenv_oci_spec(B.h.rootfs, args, false);
 	_cleanup_free_ char *bundle = xasprintf("%s/gcs/c/%s", B.h.tmp, id);
 	struct gcs_container_config cc = {.bundle_path = bundle, .oci_spec = spec};

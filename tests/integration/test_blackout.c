@@ -48,6 +48,15 @@ struct env {
 	const char *rootfs;
 	pid_t gcs_pid;
 };
+/* crun names a container's cgroup after its id: ids unique per test process keep concurrent
+ * runs on one machine apart. */
+static const char *unique_cid(void)
+{
+	static char id[32];
+	snprintf(id, sizeof(id), "c1-%d", (int)getpid());
+	return id;
+}
+
 static struct env *E;
 
 /* ======================= host child ======================= */
@@ -665,7 +674,7 @@ static void scenario(const struct opts *o)
 	hh_expect(&cur, "ready ", ev, sizeof(ev), &ex);
 	assert_string_equal(ev, "ready 1"); /* FerryStdioResume negotiated */
 
-	const char *cid = "c1";
+	const char *cid = unique_cid();
 	hh_cmd(&cur, "container %s %s", cid,
 	       o->idle ? "sleep 1000"
 	               : "i=0; while [ $i -lt 100000 ]; do echo $i; i=$((i+1)); usleep 1000; done");
@@ -853,7 +862,7 @@ static void late_offsets(enum late_kind kind)
 	start_agent();
 	hh_expect(&cur, "ready ", ev, sizeof(ev), &ex);
 	assert_string_equal(ev, "ready 1");
-	const char *cid = "c1";
+	const char *cid = unique_cid();
 	hh_cmd(&cur,
 	       "container %s i=0; while [ $i -lt %d ]; do echo $i; i=$((i+1)); usleep 1000; done",
 	       cid, LATE_LINES);

@@ -214,7 +214,7 @@ static void pdone_cb(struct gcs_process *p, const struct gcs_result *r, void *ud
 
 static char *new_id(const char *what)
 {
-	return xasprintf("t%d-%s", ++E->seq, what);
+	return xasprintf("t%d-%d-%s", (int)getpid(), ++E->seq, what); /* unique: cgroup names */
 }
 
 static void create_container(const char *id, const char *const *args, bool terminal)
