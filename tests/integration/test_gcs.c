@@ -757,7 +757,8 @@ static void test_message_cap(void **state)
 	create_container(id, args, false);
 	struct proc init;
 	start_init(&init, id, false, true, true);
-	for (int i = 0; i < 1000 && !buf_has(&init.out, "up"); i++) {
+	/* 3000 forks take a while on a loaded 2-core machine: allow 90 s */
+	for (int i = 0; i < 4500 && !buf_has(&init.out, "up"); i++) {
 		bool never = false;
 		run_until(&never, 0.02);
 	}
