@@ -128,10 +128,9 @@ static void conn_on_read(struct stream *s, struct buf *in, void *ud)
 	iorelay_leave(r);
 }
 
-/* FROM_GUEST plain: everything received and the sink has drained (or failed). */
-static void maybe_finish_from_guest(struct iorelay *r)
+void iorelay_finish_when_drained(struct iorelay *r)
 {
-	if (!r->conn_eof || r->done)
+	if (r->done)
 		return;
 	if (r->local && !r->local_failed && stream_pending(r->local) > 0)
 		return;
@@ -139,6 +138,13 @@ static void maybe_finish_from_guest(struct iorelay *r)
 		iorelay_finish_stream(r, r->local_err.code, &r->local_err);
 	else
 		iorelay_finish_stream(r, 0, NULL);
+}
+
+/* FROM_GUEST plain: everything received and the sink has drained (or failed). */
+static void maybe_finish_from_guest(struct iorelay *r)
+{
+	if (r->conn_eof)
+		iorelay_finish_when_drained(r);
 }
 
 static void conn_on_eof(struct stream *s, void *ud)

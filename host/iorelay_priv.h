@@ -76,6 +76,8 @@ bool iorelay_leave(struct iorelay *r);
 void iorelay_drop_conn(struct iorelay *r);
 /* The stream is over: report ops->on_done once (may free the relay: call inside enter). */
 void iorelay_finish_stream(struct iorelay *r, int status, const struct err *e);
+/* Finish with the sink's outcome once it has drained (or failed); no-op when done. */
+void iorelay_finish_when_drained(struct iorelay *r);
 
 /* iorelay_resume.c */
 /* FROM_GUEST: count kernel-accepted sink bytes as delivered; send an ACK when due and arm

@@ -80,14 +80,8 @@ void iorelay_maybe_close_resumed(struct iorelay *r)
 
 void iorelay_maybe_finish_resume(struct iorelay *r)
 {
-	if (!r->finish_requested || r->done)
-		return;
-	if (r->local && !r->local_failed && stream_pending(r->local) > 0)
-		return;
-	if (r->local_failed)
-		iorelay_finish_stream(r, r->local_err.code, &r->local_err);
-	else
-		iorelay_finish_stream(r, 0, NULL);
+	if (r->finish_requested)
+		iorelay_finish_when_drained(r);
 }
 
 static void deliver(struct iorelay *r, const uint8_t *p, size_t n)

@@ -19,6 +19,7 @@
 #include "bridge/conn.h"
 #include "common/fdio.h"
 #include "common/xalloc.h"
+#include "tests/lib/stats.h"
 
 #define RUNS  5
 #define CALLS 20000
@@ -72,7 +73,7 @@ static void guest_main(int fd)
 struct run {
 	struct ev_loop *loop;
 	struct bridge_client *cl;
-	long long *lat; /* ns per call */
+	double *lat; /* us per call */
 	int done;
 	long long t_call;
 	int failed;
@@ -93,7 +94,7 @@ static void on_resp(struct bridge_client *cl, int status, const char *json, size
 		ev_break(r->loop, EVBREAK_ALL);
 		return;
 	}
-	r->lat[r->done++] = mono_ns() - r->t_call;
+	r->lat[r->done++] = (double)(mono_ns() - r->t_call) / 1e3;
 	if (r->done == CALLS)
 		ev_break(r->loop, EVBREAK_ALL);
 	else
@@ -110,18 +111,6 @@ static void issue(struct run *r)
 		r->failed = 1;
 		ev_break(r->loop, EVBREAK_ALL);
 	}
-}
-
-static int cmp_ll(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-	return x < y ? -1 : x > y;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
 }
 
 /* Connect a host fd and a forked guest; returns the host fd and the child pid. */
@@ -190,10 +179,9 @@ static int one_run(int (*dial)(pid_t *), double *rps, double *p50, double *p99)
 		free(r.lat);
 		return -1;
 	}
-	qsort(r.lat, CALLS, sizeof(*r.lat), cmp_ll);
 	*rps = CALLS / ((double)(t1 - t0) / 1e9);
-	*p50 = (double)r.lat[CALLS / 2] / 1e3;
-	*p99 = (double)r.lat[CALLS * 99 / 100] / 1e3;
+	*p50 = stats_percentile(r.lat, CALLS, 0.50);
+	*p99 = stats_percentile(r.lat, CALLS, 0.99);
 	free(r.lat);
 	return 0;
 }
@@ -204,10 +192,8 @@ static int bench(const char *name, int (*dial)(pid_t *))
 	for (int i = 0; i < RUNS; i++)
 		if (one_run(dial, &rps[i], &p50[i], &p99[i]) < 0)
 			return -1;
-	qsort(rps, RUNS, sizeof(double), cmp_d);
-	qsort(p50, RUNS, sizeof(double), cmp_d);
-	qsort(p99, RUNS, sizeof(double), cmp_d);
-	printf("%-12s %10.0f %9.1f %9.1f\n", name, rps[RUNS / 2], p50[RUNS / 2], p99[RUNS / 2]);
+	printf("%-12s %10.0f %9.1f %9.1f\n", name, stats_median(rps, RUNS), stats_median(p50, RUNS),
+	       stats_median(p99, RUNS));
 	return 0;
 }
 

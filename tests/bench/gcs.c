@@ -25,6 +25,7 @@
 #include "host/gcs_client.h"
 #include "host/iorelay.h"
 #include "host/process.h"
+#include "tests/lib/stats.h"
 #include "tests/lib/hostenv.h"
 #include "tests/lib/testenv.h"
 
@@ -54,25 +55,6 @@ static void run_until(const bool *flag, double timeout_s, const char *what)
 		fprintf(stderr, "bench gcs: timeout waiting for %s\n", what);
 		exit(1);
 	}
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, size_t n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static double pct(double *v, size_t n, double p)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-	return v[i];
 }
 
 /* ---- client plumbing ---- */
@@ -203,12 +185,12 @@ static void bench_rpc(const char *id)
 			lat[i] = (double)(mono_ns() - s) / 1e3;
 		}
 		rate[r] = RPC_CALLS / ((double)(mono_ns() - t0) / 1e9);
-		p50[r] = pct(lat, RPC_CALLS, 0.50);
-		p99[r] = pct(lat, RPC_CALLS, 0.99);
+		p50[r] = stats_percentile(lat, RPC_CALLS, 0.50);
+		p99[r] = stats_percentile(lat, RPC_CALLS, 0.99);
 	}
 	free(lat);
 	printf("rpc round trips (Start, 1 in flight)  %10.0f /s   p50 %6.1f us   p99 %6.1f us\n",
-	       median(rate, RUNS), median(p50, RUNS), median(p99, RUNS));
+	       stats_median(rate, RUNS), stats_median(p50, RUNS), stats_median(p99, RUNS));
 }
 
 static void bench_exec(const char *id)
@@ -228,14 +210,14 @@ static void bench_exec(const char *id)
 	for (int r = 0; r < RUNS; r++) {
 		for (int i = 0; i < EXEC_ITERS; i++)
 			v[i] = (double)run_proc(&pu, &x) / 1e6;
-		uvm[r] = median(v, EXEC_ITERS);
+		uvm[r] = stats_median(v, EXEC_ITERS);
 		for (int i = 0; i < EXEC_ITERS; i++)
 			v[i] = (double)run_proc(&pcx, &x) / 1e6;
-		ctr[r] = median(v, EXEC_ITERS);
+		ctr[r] = stats_median(v, EXEC_ITERS);
 	}
 	json_decref(op);
-	printf("exec-to-exit `true`, UVM process        %10.2f ms\n", median(uvm, RUNS));
-	printf("exec-to-exit `true`, container exec     %10.2f ms\n", median(ctr, RUNS));
+	printf("exec-to-exit `true`, UVM process        %10.2f ms\n", stats_median(uvm, RUNS));
+	printf("exec-to-exit `true`, container exec     %10.2f ms\n", stats_median(ctr, RUNS));
 }
 
 /* Raw transport: a child dials the hybrid port and writes STREAM_BYTES; the host side is the
@@ -354,13 +336,13 @@ static void bench_stream(const char *id)
 		ratio_p[r] = guest[r] / piped[r];
 	}
 	json_decref(op);
-	printf("stdio relay through the guest           %10.0f MiB/s\n", median(guest, RUNS));
-	printf("raw hybrid/unix transport (same relay)  %10.0f MiB/s\n", median(raw, RUNS));
-	printf("pipe + minimal copier (same relay)      %10.0f MiB/s\n", median(piped, RUNS));
+	printf("stdio relay through the guest           %10.0f MiB/s\n", stats_median(guest, RUNS));
+	printf("raw hybrid/unix transport (same relay)  %10.0f MiB/s\n", stats_median(raw, RUNS));
+	printf("pipe + minimal copier (same relay)      %10.0f MiB/s\n", stats_median(piped, RUNS));
 	printf("ratio guest / raw                       %10.2f      (goal >= 0.9)\n",
-	       median(ratio, RUNS));
+	       stats_median(ratio, RUNS));
 	printf("ratio guest / pipe + minimal copier     %10.2f      (the relay's own overhead)\n",
-	       median(ratio_p, RUNS));
+	       stats_median(ratio_p, RUNS));
 }
 
 static long rss_kib(pid_t pid)
@@ -401,7 +383,7 @@ static void bench_rss(void)
 		usleep(20000);
 	}
 	printf("ferry-gcs VmRSS idle                    %10.0f KiB   (goal <= 2048 KiB)\n",
-	       median(idle, RUNS));
+	       stats_median(idle, RUNS));
 	const char *const sl[] = {"sleep", "600", NULL};
 	char *ids[RSS_CONTAINERS];
 	struct proc inits[RSS_CONTAINERS];
@@ -428,7 +410,7 @@ static void bench_rss(void)
 		usleep(20000);
 	}
 	printf("ferry-gcs VmRSS, %d running containers  %10.0f KiB   (set up in %.1f s)\n",
-	       RSS_CONTAINERS, median(busy, RUNS), setup_s);
+	       RSS_CONTAINERS, stats_median(busy, RUNS), setup_s);
 	for (int i = 0; i < RSS_CONTAINERS; i++) {
 		struct hostenv_done d = {0};
 		must(gcs_client_shutdown_container(B.h.c, ids[i], false, hostenv_on_done, &d, &e),

@@ -21,6 +21,7 @@
 #include "common/xalloc.h"
 #include "host/gcs_client.h"
 #include "host/process.h"
+#include "tests/lib/stats.h"
 #include "tests/lib/hostenv.h"
 
 #define RUNS       5
@@ -48,18 +49,6 @@ static void run_until(const bool *flag, double timeout_s, const char *what)
 		fprintf(stderr, "bench reconnect: timeout waiting for %s\n", what);
 		exit(1);
 	}
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, size_t n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static long long t_reneg;
@@ -202,8 +191,8 @@ int main(void)
 		if (goal > 0)
 			snprintf(g, sizeof(g), "%.0f ms", goal);
 		printf("%-10d %-8d %15.2f ms %19.2f ms %13.0f ms %8s%s\n", ns[k], 2 * ns[k],
-		       median(rn, RUNS), median(al, RUNS), HCSSHIM_MS, g,
-		       goal > 0 && median(al, RUNS) > goal ? "  (missed)" : "");
+		       stats_median(rn, RUNS), stats_median(al, RUNS), HCSSHIM_MS, g,
+		       goal > 0 && stats_median(al, RUNS) > goal ? "  (missed)" : "");
 		fflush(stdout);
 	}
 	ev_prepare_stop(B.h.loop, &chk);

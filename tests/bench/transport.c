@@ -19,6 +19,7 @@
 #include "common/fdio.h"
 #include "common/vsock.h"
 #include "common/vsock_muxer.h"
+#include "tests/lib/stats.h"
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
@@ -121,18 +122,6 @@ static double latency(const struct pair *p, size_t n)
 	long long dt = mono_ns() - t0;
 	pthread_join(t, NULL);
 	return i == n ? (double)dt / 1e3 / (double)n : -1;
-}
-
-static int cmp_double(const void *x, const void *y)
-{
-	double a = *(const double *)x, b = *(const double *)y;
-	return a < b ? -1 : a > b;
-}
-
-static double median(double *v, size_t n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* ---- connection set-up per transport ---- */
@@ -312,8 +301,8 @@ int main(void)
 				ok = tp[k] > 0 && lt[k] > 0;
 			}
 			if (ok) {
-				res[i].mibs = median(tp, runs);
-				res[i].rtt_us = median(lt, runs);
+				res[i].mibs = stats_median(tp, runs);
+				res[i].rtt_us = stats_median(lt, runs);
 				res[i].ok = true;
 			} else {
 				snprintf(res[i].err, sizeof(res[i].err),
