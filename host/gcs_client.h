@@ -121,6 +121,16 @@ int gcs_client_call_msg(struct gcs_client *c, uint32_t rpc, const char *containe
 int gcs_client_preregister_wait(struct gcs_client *c, uint64_t id, gcs_msg_fn done, void *ud,
                                 struct err *e);
 
+/* Turn outstanding call `id` into an orphan: its owner's callback will not run, but the call
+ * stays outstanding (so its late response is dropped quietly here, and it is exported as an
+ * orphan for the next host, unlike gcs_client_cancel).  Used when a re-subscribed
+ * WaitForProcess supersedes an adopted one.  0, or -ENOENT. */
+int gcs_client_orphan_call(struct gcs_client *c, uint64_t id);
+
+/* The bridge is alive (not closed, not failed): a call lost with the connection in migrating
+ * mode can be sent again after the next renegotiation. */
+bool gcs_client_resumable(const struct gcs_client *c);
+
 /* Ids of every call outstanding on this client (malloc'd array, *n entries). */
 uint64_t *gcs_client_outstanding_ids(struct gcs_client *c, size_t *n);
 

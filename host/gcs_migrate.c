@@ -40,6 +40,26 @@ int gcs_client_preregister_wait(struct gcs_client *c, uint64_t id, gcs_msg_fn do
 	return 0;
 }
 
+int gcs_client_orphan_call(struct gcs_client *c, uint64_t id)
+{
+	for (struct call *k = c->calls; k; k = k->next) {
+		if ((uint64_t)k->id == id) {
+			k->mdone = NULL;
+			k->rdone = NULL;
+			k->ud = NULL;
+			k->resp_kind = BMSG_RESP_BASE; /* as adopted orphans */
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+bool gcs_client_resumable(const struct gcs_client *c)
+{
+	return c->bc && !bridge_client_closed(c->bc) && c->state != ST_FAILED &&
+	       c->state != ST_CLOSED;
+}
+
 uint64_t *gcs_client_outstanding_ids(struct gcs_client *c, size_t *n)
 {
 	size_t k = 0;

@@ -3,7 +3,8 @@
  * host/iorelay.h), chain the infinite WaitForProcess right after the ExecuteProcess response,
  * and report the exit once the code is known and every output stream has been flushed.  For
  * migration: export the per-process state, open a process "with IO" on a host taking over
- * (saved ports, adopted wait id, 50 ms exit probe), and follow cut / relisten / renegotiation.
+ * (saved ports, adopted wait id, re-subscribed wait with ferry-gcs or a 50 ms exit probe), and
+ * follow cut / relisten / renegotiation.
  * See host/process.h for the contract. */
 #include "host/process.h"
 
@@ -167,14 +168,37 @@ static void on_wait(struct gcs_client *c, const struct gcs_result *r, const void
 	leave(p);
 }
 
-static int send_wait(struct gcs_process *p, struct err *e)
+/* A re-subscribed wait (on_negotiated) lost with the connection before it was sent is not an
+ * exit: keep it as the process's wait (exported as such) and send it again after the next
+ * renegotiation; ferry-gcs answers a re-sent wait from the retained code. */
+static void on_resub_wait(struct gcs_client *c, const struct gcs_result *r, const void *resp,
+                          void *ud)
+{
+	struct gcs_process *p = ud;
+	if (r->status == -ECONNRESET && gcs_client_resumable(c)) {
+		log_debug("re-subscribe wait pid=%u: %s (again after the re-dial)", p->pid,
+		          r->err.msg);
+		return;
+	}
+	on_wait(c, r, resp, ud);
+}
+
+static int send_wait_cb(struct gcs_process *p, gcs_msg_fn cb, struct err *e)
 {
 	struct bridge_wait_req req = {.process_id = p->pid, .timeout_in_ms = GCS_INFINITE_WAIT};
+	uint64_t id = 0;
 	int rc = gcs_client_call_msg(p->c, RPC_WAIT_FOR_PROCESS, p->cid, BMSG_WAIT_REQ, &req,
-	                             BMSG_WAIT_RESP, -1, on_wait, p, &p->wait_id, e);
-	if (rc == 0)
+	                             BMSG_WAIT_RESP, -1, cb, p, &id, e);
+	if (rc == 0) {
 		p->wait_pending = true;
+		p->wait_id = id;
+	}
 	return rc;
+}
+
+static int send_wait(struct gcs_process *p, struct err *e)
+{
+	return send_wait_cb(p, on_wait, e);
 }
 
 static void on_exec(struct gcs_client *c, const struct gcs_result *r, const void *resp, void *ud)
@@ -273,10 +297,27 @@ static void on_negotiated(struct gcs_client_link *l, bool reconnect)
 			iorelay_mode_changed(p->relay[i]);
 	if (reconnect && p->started && !p->have_exit && !p->free_pending) {
 		struct err e;
-		struct bridge_wait_req req = {.timeout_in_ms = EXIT_PROBE_TIMEOUT_MS};
-		if (pcall(p, PC_PROBE, RPC_WAIT_FOR_PROCESS, BMSG_WAIT_REQ, &req, NULL, on_probe,
-		          NULL, &e) < 0)
-			log_warn("exit probe pid=%u: %s", p->pid, e.msg);
+		if (p->wait_pending && gcs_client_stdio_resume(p->c)) {
+			/* ferry-gcs: re-subscribe.  The adopted (or our own) wait may never have
+			 * reached the guest: a request written just before the cut can die unread
+			 * with the connection, and a 50 ms probe only covers exits that happen
+			 * within 50 ms.  An infinite wait sent now replaces it (an exit of the
+			 * blackout is answered at once from the retained code); the old id becomes
+			 * an orphan whose answer is dropped, and ferry-gcs answers that old wait
+			 * with a timeout as soon as this one arrives (guest/handlers.c). */
+			uint64_t old = p->wait_id;
+			if (send_wait_cb(p, on_resub_wait, &e) < 0)
+				log_warn("re-subscribe wait pid=%u: %s", p->pid, e.msg);
+			else
+				gcs_client_orphan_call(p->c, old);
+		} else {
+			/* hcsshim's exitProbeTimeoutMs: a plain Linux GCS keeps the source's
+			 * wait across the transport swap. */
+			struct bridge_wait_req req = {.timeout_in_ms = EXIT_PROBE_TIMEOUT_MS};
+			if (pcall(p, PC_PROBE, RPC_WAIT_FOR_PROCESS, BMSG_WAIT_REQ, &req, NULL,
+			          on_probe, NULL, &e) < 0)
+				log_warn("exit probe pid=%u: %s", p->pid, e.msg);
+		}
 	}
 	leave(p);
 }

@@ -117,8 +117,10 @@ bool gcs_process_finished(const struct gcs_process *p);
 /* "OpenProcessWithIO" (hcsshim-lm.md §7) on a host taking over a guest: listen again on the
  * saved stdio ports (stdio.stdin_fd etc. as in gcs_stdio_config; want_* follow the saved
  * ports), adopt the outstanding wait id (st->wait_pending must be set: -EINVAL otherwise),
- * and once the bridge is (re)negotiated send a 50 ms probe WaitForProcess that catches an
- * exit of the blackout.  Output streams resume at st->stdio[i].offset, or, when
+ * and once the bridge is (re)negotiated re-subscribe: with ferry-gcs (FerryStdioResume) a new
+ * infinite WaitForProcess replaces the adopted one (which may never have reached the guest;
+ * its id becomes an orphan), otherwise a 50 ms probe WaitForProcess catches an exit of the
+ * blackout, as hcsshim does.  The same happens on every reconnect of a process's own host.  Output streams resume at st->stdio[i].offset, or, when
  * offset_known is false, hold READY until gcs_process_set_stream_offsets.  stdin resumes
  * from the guest's HELLO with the saved unacknowledged bytes.  May be called before the
  * bridge is accepted (that is the point).  Returns NULL with e on failure. */

@@ -7,7 +7,8 @@
  * wakes the guest and takes over.  Checked at the end: every printed number appears exactly
  * once across all hosts' output, cat echoed every stdin line exactly once and in order, and
  * every exit code of the blackout reached the host that took over.  Variants: A->B->A 20
- * times, B 2 s late, 100 (UVM) processes, an idle guest, and rollback (A takes over again).
+ * times, B 2 s late, 100 (UVM) processes, an idle guest, rollback (A takes over again), and
+ * a source's WaitForProcess lost unread with the cut (B re-subscribes).
  * Late offsets: B adopts A's state with stdout's delivered offset unknown (as when the
  * source's final offsets arrive with FinalizeSandbox after the transfer), holds READY with
  * nothing passed on until gcs_client_set_stream_offsets, then every line arrives exactly
@@ -628,8 +629,10 @@ static void start_agent(void)
 			dup2(lf, 1);
 			dup2(lf, 2);
 		}
+		/* BLACKOUT_GCS_LOG=debug: the agent's debug log in gcs.log (kept with KEEP_TMP) */
+		const char *lvl = getenv("BLACKOUT_GCS_LOG") ? getenv("BLACKOUT_GCS_LOG") : "info";
 		execl(gcs, gcs, "-v4", "--transport", E->addr, "--root", root, "--state-dir",
-		      statedir, "--no-poweroff", "--log-level", "info", (char *)NULL);
+		      statedir, "--no-poweroff", "--log-level", lvl, (char *)NULL);
 		_exit(127);
 	}
 }
@@ -793,6 +796,65 @@ static void test_rollback(void **state)
 	(void)state;
 	struct opts o = {.hops = 3, .rollback = true};
 	scenario(&o);
+}
+
+/* ---- a WaitForProcess that died with the cut ----
+ * The source's infinite WaitForProcess is written right after the ExecuteProcess response; a
+ * cut (or a migration) can lose it unread, and the destination adopts an id the guest never
+ * saw (the idle-guest flake: the process exited after the 50 ms exit probe and no answer ever
+ * came).  Made deterministic here: B adopts a wait id the guest never received (A's real one
+ * becomes an orphan) and the process exits 0.5 s after the take-over.  B must re-subscribe. */
+static void test_lost_wait(void **state)
+{
+	(void)state;
+	if (!E)
+		skip();
+	struct exits ex;
+	memset(&ex, 0, sizeof(ex));
+	char ev[512];
+	struct hh cur;
+	hh_spawn(&cur, NULL);
+	start_agent();
+	hh_expect(&cur, "ready ", ev, sizeof(ev), &ex);
+	assert_string_equal(ev, "ready 1");
+	uint32_t pid = hh_start(&cur, "uvm 0 sleep 0.5; exit 7", &ex);
+	_cleanup_free_ char *path = xasprintf("%s/state.lost.json", E->tmp);
+	hh_cmd(&cur, "cut %s", path);
+	hh_expect(&cur, "cut", NULL, 0, &ex);
+	hh_quit(&cur);
+
+	/* The wait id the guest holds becomes an orphan; the process gets one never sent. */
+	json_error_t je;
+	json_t *root = json_load_file(path, 0, &je);
+	assert_non_null(root);
+	json_int_t next = json_integer_value(json_object_get(root, "NextId"));
+	json_t *procs = json_object_get(root, "Processes");
+	bool found = false;
+	for (size_t i = 0; i < json_array_size(procs); i++) {
+		json_t *o = json_array_get(procs, i);
+		if ((uint32_t)json_integer_value(json_object_get(o, "Pid")) != pid)
+			continue;
+		json_t *orph = json_object_get(root, "Orphans");
+		if (!orph) {
+			orph = json_array();
+			json_object_set_new(root, "Orphans", orph);
+		}
+		json_array_append(orph, json_object_get(o, "WaitId"));
+		json_object_set_new(o, "WaitId", json_integer(next + 10));
+		found = true;
+	}
+	assert_true(found);
+	json_object_set_new(root, "NextId", json_integer(next + 11));
+	assert_int_equal(json_dump_file(root, path, 0), 0);
+	json_decref(root);
+
+	hh_spawn(&cur, path);
+	hh_expect(&cur, "ready ", ev, sizeof(ev), &ex);
+	assert_string_equal(ev, "ready 1");
+	while (find_exit(&ex, GCS_NULL_CONTAINER_ID, pid) < 0)
+		hh_expect(&cur, "exit ", NULL, 0, &ex);
+	assert_int_equal(find_exit(&ex, GCS_NULL_CONTAINER_ID, pid), 7);
+	hh_quit(&cur);
 }
 
 /* ---- late offsets (docs/stdio-resume.md §2) ----
@@ -1069,6 +1131,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_100_processes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_idle_guest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lost_wait, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_late_offsets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_late_offsets_zero, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_late_offsets_one_below, setup, teardown),
