@@ -39,6 +39,19 @@ static const char usage[] =
     "  -t, --tty           allocate a terminal in the guest (raw mode here with -i)\n"
     "  -i, --interactive   attach stdin\n"
     "  --timeout MS        how long to wait for the guest to connect (default 120000)\n"
+    "  --hop-every MS      while CMD runs, every MS ms hand the host role to a NEW host\n"
+    "                      process: the current one cuts its connections and exports its\n"
+    "                      state, a forked process adopts it (same transport address, the\n"
+    "                      same terminal fds for stdio), wakes the guest and takes over;\n"
+    "                      the old one exits once the new one has every stream back.  The\n"
+    "                      output reaches this terminal exactly once, stdin keeps working,\n"
+    "                      and the exit code is the last host's.  One line per hop on\n"
+    "                      stderr: \"ferryctl: hop N: host pid A -> B, guest back in X ms\"\n"
+    "                      (X: from the cut until the bridge is renegotiated and every\n"
+    "                      stream re-attached).  This first process stays, waits for the\n"
+    "                      final code and forwards SIGTERM to the current host (a terminal's\n"
+    "                      SIGINT reaches it directly).  Needs a guest with stdio resume\n"
+    "                      (ferry-gcs).\n"
     "  -v, --verbose       debug logging\n"
     "  -h, --help          this text\n";
 
@@ -52,7 +65,8 @@ enum {
 	O_ID,
 	O_BUNDLE,
 	O_UVM,
-	O_TIMEOUT
+	O_TIMEOUT,
+	O_HOP
 };
 
 static int cmd_gcs_run(int argc, char **argv)
@@ -70,6 +84,7 @@ static int cmd_gcs_run(int argc, char **argv)
 	    {"tty", no_argument, NULL, 't'},
 	    {"interactive", no_argument, NULL, 'i'},
 	    {"timeout", required_argument, NULL, O_TIMEOUT},
+	    {"hop-every", required_argument, NULL, O_HOP},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -114,6 +129,14 @@ static int cmd_gcs_run(int argc, char **argv)
 			break;
 		case O_TIMEOUT:
 			o.accept_timeout_ms = atoi(optarg);
+			break;
+		case O_HOP:
+			o.hop_every_ms = atoi(optarg);
+			if (o.hop_every_ms <= 0) {
+				fprintf(stderr,
+				        "ferryctl gcs-run: --hop-every needs a positive MS\n");
+				return 2;
+			}
 			break;
 		case 'v':
 			log_set_level(LOG_LVL_DEBUG);

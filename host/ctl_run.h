@@ -3,7 +3,17 @@
  * negotiate, then either create + start a container from a rootfs and run the command as its
  * init, or run it as a UVM process (null container id); relay stdio; return its exit code.
  * The context lives on the stack of ctl_gcs_run; nothing is global but the terminal state
- * restored at exit. */
+ * restored at exit.
+ *
+ * Host hops (hop_every_ms > 0, the demo of issue 4): while the process runs, every
+ * hop_every_ms the current host process cuts its connections, exports its migration state and
+ * forks a new host process that adopts it (fresh loop + client on the same transport address,
+ * the process re-opened with the same stdio fds, the guest woken); the old one exits once the
+ * new one reports its stdio re-attached (rolling back with gcs_client_relisten if the new one
+ * fails first).  The calling process is the first host; after its first hop it only waits for
+ * the chain's final exit code (and stops a spawned ferry-gcs, restores the terminal).  One
+ * line per hop goes to stderr: "ferryctl: hop N: host pid A -> B, guest back in X ms" (X from
+ * the cut to the new host's bridge renegotiated and every stdio stream re-attached). */
 #ifndef FERRY_HOST_CTL_RUN_H
 #define FERRY_HOST_CTL_RUN_H
 
@@ -26,6 +36,7 @@ struct ctl_run_opts {
 	bool terminal;             /* allocate a pty in the guest; raw mode here when on a tty */
 	bool interactive;          /* attach stdin */
 	int accept_timeout_ms;     /* 0: default (2 min) */
+	int hop_every_ms;          /* >0: hand the host role to a new process this often */
 	char *const *argv;         /* the command, NULL-terminated, at least one entry */
 };
 

@@ -562,8 +562,8 @@ static void on_bridge_detach(struct bridge_client *bc, const struct err *why, vo
 {
 	struct gcs_client *c = ud;
 	(void)bc;
-	log_info("gcs bridge lost while migrating, waiting for the re-dial: %s",
-	         why ? why->msg : "?");
+	log_debug("gcs bridge lost while migrating, waiting for the re-dial: %s",
+	          why ? why->msg : "?");
 	/* Accept the guest's re-dial (e.g. it was woken after it had already dialled us). */
 	struct err e;
 	if (c->lfd < 0 && gcs_client_listen_bridge(c, &e) < 0) {
