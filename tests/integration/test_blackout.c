@@ -542,23 +542,29 @@ static uint32_t hh_start(struct hh *x, const char *cmd, struct exits *ex)
 	return pid;
 }
 
-static char *slurp(const char *cid, uint32_t pid, size_t *len)
+/* A whole file as a NUL-terminated string (owned by the caller); *len excludes the NUL. */
+static char *read_text(const char *path, size_t *len)
 {
-	_cleanup_free_ char *path = xasprintf("%s/out.%s.%u", E->tmp, cid, pid);
 	FILE *f = fopen(path, "re");
 	assert_non_null(f);
 	size_t cap = 1 << 16;
-	char *b = xmalloc(cap);
+	char *t = xmalloc(cap);
 	*len = 0;
 	size_t r;
-	while ((r = fread(b + *len, 1, cap - *len - 1, f)) > 0) {
+	while ((r = fread(t + *len, 1, cap - *len - 1, f)) > 0) {
 		*len += r;
 		if (cap - *len < 2)
-			b = xrealloc(b, cap *= 2);
+			t = xrealloc(t, cap *= 2);
 	}
-	b[*len] = '\0';
+	t[*len] = '\0';
 	fclose(f);
-	return b;
+	return t;
+}
+
+static char *slurp(const char *cid, uint32_t pid, size_t *len)
+{
+	_cleanup_free_ char *path = xasprintf("%s/out.%s.%u", E->tmp, cid, pid);
+	return read_text(path, len);
 }
 
 /* Every number 0..n-1 exactly once, in order, one per line; returns n. */
@@ -888,24 +894,6 @@ static off_t out_size(const char *cid, uint32_t pid)
 	_cleanup_free_ char *path = xasprintf("%s/out.%s.%u", E->tmp, cid, pid);
 	struct stat st;
 	return stat(path, &st) == 0 ? st.st_size : -1;
-}
-
-static char *read_text(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "re");
-	assert_non_null(f);
-	size_t cap = 1 << 16;
-	char *t = xmalloc(cap);
-	*len = 0;
-	size_t r;
-	while ((r = fread(t + *len, 1, cap - *len - 1, f)) > 0) {
-		*len += r;
-		if (cap - *len < 2)
-			t = xrealloc(t, cap *= 2);
-	}
-	t[*len] = '\0';
-	fclose(f);
-	return t;
 }
 
 /* What the orchestrator hands B late: A's delivered offset, or (its bug) 0 or one byte
