@@ -309,6 +309,22 @@ static void wait_exit_notification(const char *id, const char *type)
 	assert_string_equal(E->exit_types[find_exit(id)], type);
 }
 
+/* ShutdownForced: the init dies by SIGKILL (exit 137, a ForcedExit notification when
+ * notify is set); then the container is deleted and the init's proc freed. */
+static void force_stop_and_delete(const char *id, struct proc *init, bool notify)
+{
+	struct hostenv_done d = {0};
+	struct err e;
+	assert_int_equal(gcs_client_shutdown_container(E->h.c, id, false, hostenv_on_done, &d, &e),
+	                 0);
+	assert_int_equal(wait_done(&d).status, 0);
+	assert_int_equal(proc_wait_exit(init), 137);
+	if (notify)
+		wait_exit_notification(id, "ForcedExit");
+	proc_fini(init);
+	delete_container(id);
+}
+
 /* ---- fixture ---- */
 
 static int group_setup(void **state)
@@ -467,17 +483,10 @@ static void test_exit_codes(void **state)
 	assert_int_equal(proc_wait_exit(&x), 137);
 	proc_fini(&x);
 	/* ShutdownForced: init dies by SIGKILL -> 137 and a ForcedExit notification. */
-	struct hostenv_done d = {0};
-	struct err e;
-	assert_int_equal(gcs_client_shutdown_container(E->h.c, id, false, hostenv_on_done, &d, &e),
-	                 0);
-	assert_int_equal(wait_done(&d).status, 0);
-	assert_int_equal(proc_wait_exit(&init), 137);
-	wait_exit_notification(id, "ForcedExit");
-	proc_fini(&init);
-	delete_container(id);
+	force_stop_and_delete(id, &init, true);
 	/* After delete the container is gone: a second shutdown is still "success"
 	 * (0xC037010E maps to success), a second delete is an error. */
+	struct err e;
 	struct hostenv_done d2 = {0};
 	assert_int_equal(gcs_client_shutdown_container(E->h.c, id, true, hostenv_on_done, &d2, &e),
 	                 0);
@@ -563,14 +572,7 @@ static void test_exec_signal_wait_ps(void **state)
 	proc_fini(&s);
 
 	/* Forced shutdown: init dies by SIGKILL, notification ForcedExit. */
-	struct hostenv_done d = {0};
-	assert_int_equal(gcs_client_shutdown_container(E->h.c, id, false, hostenv_on_done, &d, &e),
-	                 0);
-	assert_int_equal(wait_done(&d).status, 0);
-	assert_int_equal(proc_wait_exit(&init), 137);
-	wait_exit_notification(id, "ForcedExit");
-	proc_fini(&init);
-	delete_container(id);
+	force_stop_and_delete(id, &init, true);
 	assert_false(E->closed);
 }
 
@@ -659,13 +661,7 @@ static void test_terminal_resize(void **state)
 	if (!buf_has(&t.out, "exec-size=20 70"))
 		fail_msg("stty size: \"%.*s\"", (int)buf_avail(&t.out), buf_head(&t.out));
 	proc_fini(&t);
-	struct hostenv_done k = {0};
-	assert_int_equal(gcs_client_shutdown_container(E->h.c, id2, false, hostenv_on_done, &k, &e),
-	                 0);
-	assert_int_equal(wait_done(&k).status, 0);
-	assert_int_equal(proc_wait_exit(&init), 137);
-	proc_fini(&init);
-	delete_container(id2);
+	force_stop_and_delete(id2, &init, false);
 	assert_false(E->closed);
 }
 
@@ -781,13 +777,7 @@ static void test_message_cap(void **state)
 	assert_true(run_until(&ds.done, STEP_TIMEOUT_S));
 	assert_false(E->closed);
 
-	struct hostenv_done k = {0};
-	assert_int_equal(gcs_client_shutdown_container(E->h.c, id, false, hostenv_on_done, &k, &e),
-	                 0);
-	assert_int_equal(wait_done(&k).status, 0);
-	assert_int_equal(proc_wait_exit(&init), 137);
-	proc_fini(&init);
-	delete_container(id);
+	force_stop_and_delete(id, &init, false);
 	assert_false(E->closed);
 }
 
