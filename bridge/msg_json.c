@@ -200,13 +200,19 @@ static int get_int(const json_t *v, long long lo, long long hi, const char *tnam
 	return 0;
 }
 
-static int get_count(const json_t *v, size_t n, struct err *e)
+/* Check n against the item limit, then allocate n elements of `size` and store the array at
+ * f->off and n at f->aux: the struct owns them from here, even if a later element fails to
+ * decode.  NULL with e filled (-EBADMSG) when n is over the limit. */
+static void *alloc_items(const struct msg_field *f, void *p, size_t n, size_t size, struct err *e)
 {
-	(void)v;
-	if (n > BRIDGE_MSG_MAX_ITEMS)
-		return err_set(e, -EBADMSG, "%zu entries over the limit of %u", n,
-		               BRIDGE_MSG_MAX_ITEMS);
-	return 0;
+	if (n > BRIDGE_MSG_MAX_ITEMS) {
+		err_set(e, -EBADMSG, "%zu entries over the limit of %u", n, BRIDGE_MSG_MAX_ITEMS);
+		return NULL;
+	}
+	void *arr = xcalloc(n ? n : 1, size);
+	*(void **)at(p, f->off) = arr;
+	*(size_t *)at(p, f->aux) = n;
+	return arr;
 }
 
 static int dec_int(const struct msg_field *f, const json_t *v, void *q, struct err *e)
@@ -247,12 +253,10 @@ static int dec_strv(const struct msg_field *f, const json_t *v, void *p, struct 
 	if (!json_is_array(v))
 		return want(e, "array", v);
 	size_t n = json_array_size(v);
-	int r = get_count(v, n, e);
-	if (r < 0)
-		return r;
-	char **arr = xcalloc(n ? n : 1, sizeof(char *));
-	*(char ***)at(p, f->off) = arr;
-	*(size_t *)at(p, f->aux) = n;
+	char **arr = alloc_items(f, p, n, sizeof(char *), e);
+	if (!arr)
+		return -EBADMSG; /* over the item limit */
+	int r;
 	for (size_t i = 0; i < n; i++) {
 		const char *s = NULL;
 		size_t len = 0;
@@ -269,12 +273,10 @@ static int dec_strmap(const struct msg_field *f, const json_t *v, void *p, struc
 	if (!json_is_object(v))
 		return want(e, "object", v);
 	size_t n = json_object_size(v);
-	int r = get_count(v, n, e);
-	if (r < 0)
-		return r;
-	struct bridge_kv *kv = xcalloc(n ? n : 1, sizeof(*kv));
-	*(struct bridge_kv **)at(p, f->off) = kv;
-	*(size_t *)at(p, f->aux) = n;
+	struct bridge_kv *kv = alloc_items(f, p, n, sizeof(*kv), e);
+	if (!kv)
+		return -EBADMSG; /* over the item limit */
+	int r;
 	const char *key;
 	const json_t *val;
 	size_t i = 0;
@@ -300,12 +302,10 @@ static int dec_objv(const struct msg_field *f, const json_t *v, void *p, struct 
 	if (!json_is_array(v))
 		return want(e, "array", v);
 	size_t n = json_array_size(v);
-	int r = get_count(v, n, e);
-	if (r < 0)
-		return r;
-	char *arr = xcalloc(n ? n : 1, f->sub->size);
-	*(char **)at(p, f->off) = arr;
-	*(size_t *)at(p, f->aux) = n;
+	char *arr = alloc_items(f, p, n, f->sub->size, e);
+	if (!arr)
+		return -EBADMSG; /* over the item limit */
+	int r;
 	for (size_t i = 0; i < n; i++) {
 		r = msg_decode_object(f->sub, json_array_get(v, i), arr + i * f->sub->size, e);
 		if (r < 0)
