@@ -1,7 +1,9 @@
-# ferry build.  Modules are discovered by folder: every common/*.c goes into libcommon.a,
-# bridge/*.c into libbridge.a, guest/*.c (but main.c) into libguest.a, host/*.c (but the
-# *_main.c files) into libhost.a.  Tests: tests/{unit,integration}/test_*.c each become a
-# binary; tests/bench/*.c benchmark programs; tests/fuzz/fuzz_*.c libFuzzer harnesses.
+# ferry build.  Libraries are discovered by folder, one per folder: common/, bridge/, ttrpc/,
+# guest/, host/gcs/, host/ctrl/, host/vmm/ (recursive), host/shim/, host/ctl/ (main.c files
+# excluded); proto/**.proto are compiled by protoc-c into $(BUILD)/gen/proto.  Binaries:
+# ferry-gcs (guest/main.c), ferry-shim (host/shim/main.c), ferryctl (host/ctl/main.c).
+# Tests: tests/{unit,integration}/test_*.c each become a binary; tests/bench/*.c benchmark
+# programs; tests/fuzz/fuzz_*.c libFuzzer harnesses.
 #
 #   make deps      install the Debian packages everything needs (idempotent)
 #   make           build everything (gcc, gnu11, -Werror)
@@ -26,42 +28,67 @@ endif
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes -Wno-format-nonliteral
 CFLAGS ?= $(OPT) -g
-ALL_CFLAGS = -std=gnu11 $(WARN) -D_GNU_SOURCE -ffunction-sections -fdata-sections -I. -I$(BUILD)/gen $(SANFLAGS) $(CFLAGS) -MMD -MP
+ALL_CFLAGS = -std=gnu11 $(WARN) -D_GNU_SOURCE -ffunction-sections -fdata-sections -I. -I$(BUILD)/gen/proto $(SANFLAGS) $(CFLAGS) -MMD -MP
 LDLIBS = -lev -ljansson -lprotobuf-c -lutil -lm
 TEST_LDLIBS = -lcmocka
 
-# protoc-c output goes to the build directory, never to git.
-PROTO_SRC := $(wildcard proto/*.proto)
-PROTO_C := $(patsubst proto/%.proto,$(BUILD)/gen/proto/%.pb-c.c,$(PROTO_SRC))
+# protoc-c output goes to the build directory, never to git.  Our .proto sources live under
+# proto/ in folders named after their package; the well-known types they import are generated
+# from Debian's libprotobuf-dev sources ($(PROTO_INC)/google/protobuf).  Generated headers are
+# included by their import path ("google/protobuf/any.pb-c.h").
+PROTO_INC ?= /usr/include
+GEN := $(BUILD)/gen/proto
+WKT := google/protobuf/any.proto google/protobuf/duration.proto \
+	google/protobuf/timestamp.proto google/protobuf/empty.proto
+PROTO_OWN := $(patsubst proto/%,%,$(shell find proto -name '*.proto' 2>/dev/null | sort))
+PROTO_C := $(patsubst %.proto,$(GEN)/%.pb-c.c,$(PROTO_OWN) $(if $(PROTO_OWN),$(WKT)))
 PROTO_H := $(PROTO_C:.c=.h)
 
-COMMON_SRC := $(wildcard common/*.c)
-BRIDGE_SRC := $(wildcard bridge/*.c)
-GUEST_SRC := $(filter-out guest/main.c,$(wildcard guest/*.c))
-HOST_SRC := $(filter-out %_main.c,$(wildcard host/*.c))
+# Libraries, one per folder (see ARCHITECTURE.md).  Each binary links only the ones it uses;
+# a folder that does not exist yet gives an empty library.  Files under a win/ folder are
+# Windows-only (cross-built by `make windows`).
+srcs = $(filter-out %/main.c %_main.c,$(shell find $(1) -name '*.c' -not -path '*/win/*' 2>/dev/null | sort))
+COMMON_SRC := $(call srcs,common)
+BRIDGE_SRC := $(call srcs,bridge)
+TTRPC_SRC := $(call srcs,ttrpc)
+GUEST_SRC := $(call srcs,guest)
+# host/*.c: today's GCS client and ferryctl, until they move into host/gcs/ and host/ctl/.
+HOSTGCS_SRC := $(call srcs,host/gcs) $(filter-out %_main.c,$(wildcard host/*.c))
+CTRL_SRC := $(call srcs,host/ctrl)
+VMM_SRC := $(call srcs,host/vmm)
+SHIM_SRC := $(call srcs,host/shim)
+CTL_SRC := $(call srcs,host/ctl)
+LIB_SRC := $(COMMON_SRC) $(BRIDGE_SRC) $(TTRPC_SRC) $(HOSTGCS_SRC) $(CTRL_SRC) $(VMM_SRC) \
+	$(SHIM_SRC) $(CTL_SRC)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBCOMMON := $(BUILD)/libcommon.a
 LIBBRIDGE := $(BUILD)/libbridge.a
+LIBTTRPC := $(BUILD)/libttrpc.a
 LIBGUEST := $(BUILD)/libguest.a
-LIBHOST := $(BUILD)/libhost.a
+LIBHOSTGCS := $(BUILD)/libhostgcs.a
+LIBCTRL := $(BUILD)/libctrl.a
+LIBVMM := $(BUILD)/libvmm.a
+LIBSHIM := $(BUILD)/libshim.a
+LIBCTL := $(BUILD)/libctl.a
 LIBPROTO := $(BUILD)/libproto.a
-LIBS := $(LIBHOST) $(LIBGUEST) $(LIBBRIDGE) $(LIBPROTO) $(LIBCOMMON)
+# Link order: users before what they use (shim -> ctrl -> {gcs, vmm} -> {bridge, ttrpc} -> common).
+GUEST_LIBS := $(LIBGUEST) $(LIBBRIDGE) $(LIBCOMMON)
+HOST_LIBS := $(LIBCTL) $(LIBSHIM) $(LIBCTRL) $(LIBVMM) $(LIBHOSTGCS) $(LIBBRIDGE) $(LIBTTRPC) \
+	$(LIBPROTO) $(LIBCOMMON)
+LIBS := $(LIBCTL) $(LIBSHIM) $(LIBCTRL) $(LIBVMM) $(LIBHOSTGCS) $(LIBGUEST) $(LIBBRIDGE) \
+	$(LIBTTRPC) $(LIBPROTO) $(LIBCOMMON)
 
-BINS :=
-ifneq ($(wildcard guest/main.c),)
-BINS += $(BUILD)/ferry-gcs
-endif
-ifneq ($(wildcard host/shim_main.c),)
-BINS += $(BUILD)/ferry-shim
-endif
-ifneq ($(wildcard host/ctl_main.c),)
-BINS += $(BUILD)/ferryctl
-endif
+# Binaries: guest/main.c, host/shim/main.c, host/ctl/main.c (host/ctl_main.c until the move).
+GCS_MAIN := $(wildcard guest/main.c)
+SHIM_MAIN := $(wildcard host/shim/main.c)
+CTL_MAIN := $(firstword $(wildcard host/ctl/main.c host/ctl_main.c))
+BINS := $(if $(GCS_MAIN),$(BUILD)/ferry-gcs) $(if $(SHIM_MAIN),$(BUILD)/ferry-shim) \
+	$(if $(CTL_MAIN),$(BUILD)/ferryctl)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 INTEG_SRC := $(wildcard tests/integration/test_*.c)
-BENCH_SRC := $(filter-out tests/bench/bench_util.c,$(wildcard tests/bench/*.c))
+BENCH_SRC := $(wildcard tests/bench/*.c)
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
 UNIT_BINS := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRC))
 INTEG_BINS := $(patsubst %.c,$(BUILD)/%,$(INTEG_SRC))
@@ -69,7 +96,7 @@ BENCH_BINS := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRC))
 LIBTEST := $(BUILD)/libtest.a
 
 # Keep test objects (otherwise make deletes them as intermediates and rebuilds later).
-.SECONDARY:
+.SECONDARY: $(call obj,$(UNIT_SRC) $(INTEG_SRC) $(BENCH_SRC)) $(PROTO_C)
 V ?=
 Q = $(if $(V),,@)
 
@@ -78,17 +105,21 @@ all: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(BENCH_BINS)
 
 DEB_PACKAGES = build-essential pkg-config libev-dev libjansson-dev libcmocka-dev \
 	protobuf-c-compiler libprotobuf-c-dev protobuf-compiler busybox-static crun \
-	clang libclang-rt-14-dev clang-format clang-tidy cppcheck iproute2 util-linux procps file
+	clang libclang-rt-14-dev clang-format clang-tidy cppcheck iproute2 util-linux procps file \
+	libprotobuf-dev
 deps:
 	@sh tests/scripts/deps.sh $(DEB_PACKAGES)
 
-$(BUILD)/gen/proto/%.pb-c.c $(BUILD)/gen/proto/%.pb-c.h: proto/%.proto
-	@mkdir -p $(BUILD)/gen/proto
-	protoc-c --proto_path=proto --c_out=$(BUILD)/gen/proto $<
+$(GEN)/google/protobuf/%.pb-c.c $(GEN)/google/protobuf/%.pb-c.h: $(PROTO_INC)/google/protobuf/%.proto
+	@mkdir -p $(GEN)
+	$(Q)protoc-c --proto_path=$(PROTO_INC) --c_out=$(GEN) google/protobuf/$*.proto
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
+	@mkdir -p $(GEN)
+	$(Q)protoc-c --proto_path=proto --proto_path=$(PROTO_INC) --c_out=$(GEN) $*.proto
 
 $(BUILD)/obj/$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -c $< -o $@
 
 $(BUILD)/obj/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
@@ -97,28 +128,34 @@ $(BUILD)/obj/%.o: %.c | $(PROTO_H)
 
 $(LIBCOMMON): $(call obj,$(COMMON_SRC))
 $(LIBBRIDGE): $(call obj,$(BRIDGE_SRC))
+$(LIBTTRPC): $(call obj,$(TTRPC_SRC))
 $(LIBGUEST): $(call obj,$(GUEST_SRC))
-$(LIBHOST): $(call obj,$(HOST_SRC))
+$(LIBHOSTGCS): $(call obj,$(HOSTGCS_SRC))
+$(LIBCTRL): $(call obj,$(CTRL_SRC))
+$(LIBVMM): $(call obj,$(VMM_SRC))
+$(LIBSHIM): $(call obj,$(SHIM_SRC))
+$(LIBCTL): $(call obj,$(CTL_SRC))
 $(LIBPROTO): $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/$(BUILD)/gen/%.o,$(PROTO_C))
 $(LIBTEST): $(call obj,$(TESTLIB_SRC))
-$(BUILD)/%.a:
+$(LIBS) $(LIBTEST): $(BUILD)/%.a:
 	@mkdir -p $(dir $@)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
 
-# ferry-gcs is linked statically: it goes into the guest's initramfs as a single file.
+# ferry-gcs is linked statically: it goes into the guest's initramfs as a single file.  It
+# links only guest, bridge and common code.
 GCS_STATIC ?= $(if $(SAN),,-static -Wl,--gc-sections)
-$(BUILD)/ferry-gcs: $(call obj,guest/main.c) $(LIBS)
+$(BUILD)/ferry-gcs: $(call obj,$(GCS_MAIN)) $(GUEST_LIBS)
 	@$(if $(V),,echo "  LD      $@")
-	$(Q)$(CC) $(SANFLAGS) $(GCS_STATIC) -o $@ $< $(LIBS) $(LDLIBS)
+	$(Q)$(CC) $(SANFLAGS) $(GCS_STATIC) -o $@ $< $(GUEST_LIBS) -lev -ljansson -lutil -lm
 
-$(BUILD)/ferry-shim: $(call obj,host/shim_main.c) $(LIBS)
+$(BUILD)/ferry-shim: $(call obj,$(SHIM_MAIN)) $(HOST_LIBS)
 	@$(if $(V),,echo "  LD      $@")
-	$(Q)$(CC) $(SANFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+	$(Q)$(CC) $(SANFLAGS) -o $@ $< $(HOST_LIBS) $(LDLIBS)
 
-$(BUILD)/ferryctl: $(call obj,host/ctl_main.c) $(LIBS)
+$(BUILD)/ferryctl: $(call obj,$(CTL_MAIN)) $(HOST_LIBS)
 	@$(if $(V),,echo "  LD      $@")
-	$(Q)$(CC) $(SANFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+	$(Q)$(CC) $(SANFLAGS) -o $@ $< $(HOST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIBTEST) $(LIBS)
 	@mkdir -p $(dir $@)
@@ -144,10 +181,10 @@ demo: deps
 FUZZ_SECONDS ?= 60
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
-FUZZ_LIB_SRC := $(COMMON_SRC) $(BRIDGE_SRC) $(HOST_SRC)
+FUZZ_LIB_SRC := $(LIB_SRC)
 build-fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) | $(PROTO_H)
 	@mkdir -p build-fuzz
-	clang -std=gnu11 -g -O1 -Wno-unknown-warning-option -D_GNU_SOURCE -I. -I$(BUILD)/gen -fsanitize=fuzzer,address,undefined \
+	clang -std=gnu11 -g -O1 -Wno-unknown-warning-option -D_GNU_SOURCE -I. -I$(BUILD)/gen/proto -fsanitize=fuzzer,address,undefined \
 		-o $@ $< $(FUZZ_LIB_SRC) $(PROTO_C) $(LDLIBS)
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do \
