@@ -27,6 +27,11 @@ void echo_svc_init(struct echo_svc *svc, struct ev_loop *loop)
 /* Answer an Echo request now. */
 static void answer(struct ttrpc_call *call, const Ttrpc__Echo__EchoRequest *req)
 {
+	if (req->reply_bytes > ECHO_MAX_REPLY_BYTES) {
+		ttrpc_call_fail(call, TTRPC_INVALID_ARGUMENT, "reply_bytes over %u",
+		                ECHO_MAX_REPLY_BYTES);
+		return;
+	}
 	if (req->fail_code) {
 		ttrpc_call_fail(call, req->fail_code, "%s", req->fail_message);
 		return;
@@ -158,6 +163,10 @@ static void h_stream(struct ttrpc_call *call, const ProtobufCMessage *msg, void 
 	const Ttrpc__Echo__EchoRequest *req = (const Ttrpc__Echo__EchoRequest *)msg;
 	svc->started++;
 	ttrpc_call_set_cancel(call, on_cancel, svc);
+	if (req->count > ECHO_MAX_COUNT) {
+		ttrpc_call_fail(call, TTRPC_INVALID_ARGUMENT, "count over %u", ECHO_MAX_COUNT);
+		return;
+	}
 	for (uint32_t i = 0; i < req->count; i++) {
 		Ttrpc__Echo__EchoReply rep = TTRPC__ECHO__ECHO_REPLY__INIT;
 		rep.text = req->text;

@@ -16,6 +16,10 @@
 #include "ttrpc/ttrpc.h"
 
 #define ECHO_SERVICE "ttrpc.echo.Echo"
+/* Requests past these are refused (InvalidArgument), so that hostile input (the fuzz
+ * harness) cannot make the service itself allocate or loop without bound. */
+#define ECHO_MAX_REPLY_BYTES (TTRPC_MAX_DATA + 4096u)
+#define ECHO_MAX_COUNT       20000u
 
 struct pend;
 
