@@ -387,6 +387,9 @@ static struct ttrpc_cstream *start(struct ttrpc_client *cl, const char *service,
 	cs->flags = flags;
 	cs->reply_desc = reply_desc;
 	if (opts->timeout_ns > 0) {
+		/* Calls are often started outside loop callbacks, when the loop's idea of now may
+		 * be old: the deadline counts from the real now. */
+		ev_now_update(cl->loop);
 		ev_timer_init(&cs->deadline, on_deadline, (double)opts->timeout_ns / 1e9, 0.);
 		cs->deadline.data = cs;
 		ev_timer_start(cl->loop, &cs->deadline);
