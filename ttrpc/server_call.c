@@ -230,21 +230,28 @@ static void sanitize(char *s)
 	}
 }
 
+/* The end frame was queued (r == 0), or did not fit in a frame (r == -EMSGSIZE, `e` says
+ * why: a ResourceExhausted status takes its place).  Frees the call; returns r. */
+static int finish_with(struct ttrpc_call *call, struct buf *out, int r, const struct err *e)
+{
+	if (out && r < 0) {
+		struct err e2;
+		ttrpc_wire_put_response(out, call->id, TTRPC_RESOURCE_EXHAUSTED, e->msg, 0, NULL,
+		                        NULL, &e2);
+	}
+	finish(call);
+	return r;
+}
+
 static int end_with_status(struct ttrpc_call *call, int code, const char *message, size_t n_details,
                            Google__Protobuf__Any *const *details)
 {
 	struct buf *out = out_buf(call);
-	int r = 0;
-	if (out) {
-		struct err e;
-		r = ttrpc_wire_put_response(out, call->id, code, message, n_details, details, NULL,
-		                            &e);
-		if (r < 0)
-			ttrpc_wire_put_response(out, call->id, TTRPC_RESOURCE_EXHAUSTED, e.msg, 0,
-			                        NULL, NULL, &e);
-	}
-	finish(call);
-	return r;
+	struct err e;
+	int r = out ? ttrpc_wire_put_response(out, call->id, code, message, n_details, details,
+	                                      NULL, &e)
+	            : 0;
+	return finish_with(call, out, r, &e);
 }
 
 static int end_detached(struct ttrpc_call *call)
@@ -305,20 +312,13 @@ int ttrpc_call_respond(struct ttrpc_call *call, const ProtobufCMessage *reply)
 		return -EINVAL;
 	}
 	struct buf *out = out_buf(call);
+	struct err e;
 	int r = 0;
-	if (out) {
-		struct err e;
-		if (server_stream)
-			r = ttrpc_wire_put_data(out, call->id, TTRPC_FLAG_REMOTE_CLOSED, reply, &e);
-		else
-			r = ttrpc_wire_put_response(out, call->id, TTRPC_OK, "", 0, NULL, reply,
-			                            &e);
-		if (r < 0)
-			ttrpc_wire_put_response(out, call->id, TTRPC_RESOURCE_EXHAUSTED, e.msg, 0,
-			                        NULL, NULL, &e);
-	}
-	finish(call);
-	return r;
+	if (out && server_stream)
+		r = ttrpc_wire_put_data(out, call->id, TTRPC_FLAG_REMOTE_CLOSED, reply, &e);
+	else if (out)
+		r = ttrpc_wire_put_response(out, call->id, TTRPC_OK, "", 0, NULL, reply, &e);
+	return finish_with(call, out, r, &e);
 }
 
 int ttrpc_call_send(struct ttrpc_call *call, const ProtobufCMessage *msg, struct err *e)

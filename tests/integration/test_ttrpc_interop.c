@@ -30,30 +30,20 @@
 
 #include "common/fdio.h"
 #include "common/xalloc.h"
-#include "tests/lib/echo_svc.h"
-#include "tests/lib/evtest.h"
+#include "tests/lib/echo_env.h"
 #include "tests/lib/goproc.h"
 
 #define PEER "ttrpc-peer"
 
 struct ctx {
-	struct evtest ev;
-	struct echo_svc svc;
-	struct ttrpc_server *s;
-	struct ttrpc_client *cl;
+	struct echo_env env;
 	struct goproc go;
-	char dir[64];
-	char path[96];
 };
 
 static int setup(void **state)
 {
 	struct ctx *c = xcalloc(1, sizeof(*c));
-	evtest_init(&c->ev, 120.0);
-	echo_svc_init(&c->svc, c->ev.loop);
-	snprintf(c->dir, sizeof(c->dir), "/tmp/ttrpc-interop.XXXXXX");
-	assert_non_null(mkdtemp(c->dir));
-	snprintf(c->path, sizeof(c->path), "%.60s/t.sock", c->dir);
+	echo_env_init(&c->env, "ttrpc-interop", 120.0);
 	c->go.in = c->go.out = -1;
 	buf_init(&c->go.buf);
 	if (access(goproc_bin(PEER), X_OK) < 0)
@@ -68,12 +58,7 @@ static int teardown(void **state)
 {
 	struct ctx *c = *state;
 	goproc_stop(&c->go);
-	ttrpc_client_free(c->cl);
-	ttrpc_server_free(c->s);
-	echo_svc_fini(&c->svc);
-	evtest_fini(&c->ev);
-	unlink(c->path);
-	rmdir(c->dir);
+	echo_env_fini(&c->env);
 	free(c);
 	return 0;
 }
@@ -82,10 +67,7 @@ static int teardown(void **state)
 
 static void start_ferry_server(struct ctx *c, const struct ttrpc_server_opts *opts)
 {
-	struct err e;
-	c->s = ttrpc_server_new(c->ev.loop, opts);
-	assert_int_equal(ttrpc_server_register(c->s, &echo_service, &c->svc, &e), 0);
-	assert_int_equal(ttrpc_server_listen_unix(c->s, c->path, &e), 0);
+	echo_env_listen(&c->env, opts);
 }
 
 /* Run the Go client's scenario against the ferry server (served on our loop meanwhile) and
@@ -93,9 +75,9 @@ static void start_ferry_server(struct ctx *c, const struct ttrpc_server_opts *op
 static const char *go_client(struct ctx *c, const char *scenario)
 {
 	static char out[4096];
-	char *argv[] = {(char *)goproc_bin(PEER), "client", c->path, (char *)scenario, NULL};
+	char *argv[] = {(char *)goproc_bin(PEER), "client", c->env.path, (char *)scenario, NULL};
 	assert_int_equal(goproc_start(&c->go, argv), 0);
-	int rc = goproc_wait(&c->go, c->ev.loop, 90.0);
+	int rc = goproc_wait(&c->go, c->env.ev.loop, 90.0);
 	size_t n = buf_avail(&c->go.buf);
 	snprintf(out, sizeof(out), "%.*s", (int)n, (const char *)buf_head(&c->go.buf));
 	goproc_stop(&c->go);
@@ -122,7 +104,7 @@ static void test_go_client_unary(void **state)
 	                                            "method code=12 msg=method Nope\n");
 	expect_lines(go_client(c, "metadata"), "code=0 msg= metadata=alpha=1,alpha=2,zeta=last\n");
 	struct ttrpc_server_stats st;
-	ttrpc_server_stats(c->s, &st);
+	ttrpc_server_stats(c->env.s, &st);
 	assert_int_equal(st.conns_accepted, 4);
 	assert_int_equal(st.calls_started, 5); /* Unimplemented never reaches a handler */
 }
@@ -137,8 +119,8 @@ static void test_go_client_deadlines(void **state)
 	assert_int_equal(sscanf(out, "code=4 msg=context deadline exceeded elapsed_ms=%ld", &ms),
 	                 1);
 	assert_true(ms >= 190 && ms < 5000);
-	assert_int_equal(c->svc.cancelled, 1);
-	assert_int_equal(c->svc.last_cancel_code, TTRPC_DEADLINE_EXCEEDED);
+	assert_int_equal(c->env.svc.cancelled, 1);
+	assert_int_equal(c->env.svc.last_cancel_code, TTRPC_DEADLINE_EXCEEDED);
 	/* Go sends its context deadline as timeout_nano; the server reports what it got. */
 	out = go_client(c, "timeout");
 	long long t = 0;
@@ -174,7 +156,7 @@ static void test_go_client_concurrent(void **state)
 	start_ferry_server(c, NULL);
 	expect_lines(go_client(c, "concurrent"), "ok=100 failed=0\n");
 	struct ttrpc_server_stats st;
-	ttrpc_server_stats(c->s, &st);
+	ttrpc_server_stats(c->env.s, &st);
 	assert_int_equal(st.conns_accepted, 1); /* all on one connection */
 	assert_int_equal(st.calls_started, 100);
 	assert_true(st.max_in_flight >= 50);
@@ -207,7 +189,7 @@ static void test_go_client_refused(void **state)
 	assert_non_null(strstr(out, "code=7 msg=ttrpc: permission denied: refused connection "
 	                            "from pid="));
 	assert_int_equal(refused, 1);
-	assert_int_equal(c->svc.started, 0);
+	assert_int_equal(c->env.svc.started, 0);
 }
 
 /* ======== ferry client -> Go server ======== */
@@ -221,16 +203,16 @@ struct res {
 
 static void start_go_server(struct ctx *c)
 {
-	char *argv[] = {(char *)goproc_bin(PEER), "server", c->path, NULL};
+	char *argv[] = {(char *)goproc_bin(PEER), "server", c->env.path, NULL};
 	assert_int_equal(goproc_start(&c->go, argv), 0);
 	char line[64];
 	assert_true(goproc_line(&c->go, NULL, 30.0, line, sizeof(line)));
 	assert_string_equal(line, "ready");
 	struct err e;
-	int fd = ttrpc_dial_unix(c->path, &e);
+	int fd = ttrpc_dial_unix(c->env.path, &e);
 	assert_true(fd >= 0);
-	c->cl = ttrpc_client_new(c->ev.loop, fd, NULL, NULL, &e);
-	assert_non_null(c->cl);
+	c->env.cl = ttrpc_client_new(c->env.ev.loop, fd, NULL, NULL, &e);
+	assert_non_null(c->env.cl);
 }
 
 static void reply_cb(struct ttrpc_client *cl, const struct ttrpc_status *st,
@@ -256,13 +238,13 @@ static void reply_cb(struct ttrpc_client *cl, const struct ttrpc_status *st,
 static int call(struct ctx *c, struct res *r, const Ttrpc__Echo__EchoRequest *req,
                 const struct ttrpc_call_opts *opts, struct err *e)
 {
-	return ttrpc_client_call(c->cl, ECHO_SERVICE, "Echo", &req->base,
+	return ttrpc_client_call(c->env.cl, ECHO_SERVICE, "Echo", &req->base,
 	                         &ttrpc__echo__echo_reply__descriptor, opts, reply_cb, r, NULL, e);
 }
 
 static void wait_res(struct ctx *c, struct res *r)
 {
-	EVTEST_SPIN(&c->ev, r->n);
+	EVTEST_SPIN(&c->env.ev, r->n);
 }
 
 static void res_free(struct res *r)
@@ -291,11 +273,11 @@ static void test_ferry_client_unary(void **state)
 	bad.fail_code = TTRPC_ALREADY_EXISTS;
 	bad.fail_message = "sandbox `s1` exists";
 	assert_int_equal(call(c, &r[2], &bad, NULL, &e), 0);
-	assert_int_equal(ttrpc_client_call(c->cl, "no.such.Service", "Echo", &req.base,
+	assert_int_equal(ttrpc_client_call(c->env.cl, "no.such.Service", "Echo", &req.base,
 	                                   &ttrpc__echo__echo_reply__descriptor, NULL, reply_cb,
 	                                   &r[3], NULL, &e),
 	                 0);
-	assert_int_equal(ttrpc_client_call(c->cl, ECHO_SERVICE, "Nope", &req.base,
+	assert_int_equal(ttrpc_client_call(c->env.cl, ECHO_SERVICE, "Nope", &req.base,
 	                                   &ttrpc__echo__echo_reply__descriptor, NULL, reply_cb,
 	                                   &r[4], NULL, &e),
 	                 0);
@@ -347,7 +329,7 @@ static void test_ferry_client_deadline(void **state)
 	/* The Go server honoured timeout_nano too: its own DeadlineExceeded answer comes soon
 	 * after (far before the 10 s delay), for a call we already ended. */
 	long long t1 = mono_ns();
-	EVTEST_SPIN(&c->ev, ttrpc_client_ignored_frames(c->cl) == 1);
+	EVTEST_SPIN(&c->env.ev, ttrpc_client_ignored_frames(c->env.cl) == 1);
 	assert_true((mono_ns() - t1) / 1000000 < 3000);
 }
 
@@ -408,7 +390,7 @@ static void test_ferry_client_size_cap(void **state)
 	/* One byte more is refused here, before anything is sent. */
 	req.data.len = n + 1;
 	assert_int_equal(call(c, &r[1], &req, NULL, &e), -EMSGSIZE);
-	assert_int_equal(ttrpc_client_outstanding(c->cl), 0);
+	assert_int_equal(ttrpc_client_outstanding(c->env.cl), 0);
 	/* Go 1.1.1 sends replies over the cap: skipped without buffering, the call fails with
 	 * ResourceExhausted, the connection lives on. */
 	Ttrpc__Echo__EchoRequest big = TTRPC__ECHO__ECHO_REQUEST__INIT;
@@ -443,7 +425,7 @@ static void test_ferry_client_concurrent(void **state)
 		req.delay_ms = (uint32_t)(20 + (i * 37) % 80);
 		assert_int_equal(call(c, &r[i], &req, NULL, &e), 0);
 	}
-	assert_int_equal(ttrpc_client_outstanding(c->cl), N);
+	assert_int_equal(ttrpc_client_outstanding(c->env.cl), N);
 	for (int i = 0; i < N; i++)
 		wait_res(c, &r[i]);
 	for (int i = 0; i < N; i++) {

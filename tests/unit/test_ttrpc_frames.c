@@ -21,8 +21,7 @@
 
 #include "common/fdio.h"
 #include "common/xalloc.h"
-#include "tests/lib/echo_svc.h"
-#include "tests/lib/evtest.h"
+#include "tests/lib/echo_env.h"
 
 struct ctx {
 	struct evtest ev;
@@ -31,13 +30,7 @@ struct ctx {
 	struct ttrpc_client *cl;
 	int raw;       /* the hand-played peer's socket (non-blocking) */
 	struct buf in; /* bytes read from raw, not yet framed */
-	struct res {
-		int n;
-		int code;
-		char msg[256];
-		char text[256];
-		int msgs;
-	} r[8];
+	struct echo_result r[8];
 };
 
 static int setup_common(struct ctx **out)
@@ -482,47 +475,15 @@ static void test_srv_stream_violations(void **state)
 
 /* ---- against the client ---- */
 
-static void c_reply(struct ttrpc_client *cl, const struct ttrpc_status *st,
-                    const ProtobufCMessage *reply, void *ud)
-{
-	(void)cl;
-	struct res *r = ud;
-	r->n++;
-	r->code = st->code;
-	snprintf(r->msg, sizeof(r->msg), "%s", st->message);
-	if (reply)
-		snprintf(r->text, sizeof(r->text), "%s",
-		         ((const Ttrpc__Echo__EchoReply *)reply)->text);
-}
-
-static void c_msg(struct ttrpc_cstream *cs, const ProtobufCMessage *msg, void *ud)
-{
-	(void)cs;
-	struct res *r = ud;
-	r->msgs++;
-	snprintf(r->text, sizeof(r->text), "%s", ((const Ttrpc__Echo__EchoReply *)msg)->text);
-}
-
-static void c_end(struct ttrpc_cstream *cs, const struct ttrpc_status *st, void *ud)
-{
-	(void)cs;
-	struct res *r = ud;
-	r->n++;
-	r->code = st->code;
-	snprintf(r->msg, sizeof(r->msg), "%s", st->message);
-}
-
-static const struct ttrpc_cstream_cbs ccbs = {.on_msg = c_msg, .on_end = c_end};
-
-static uint32_t c_call(struct ctx *c, struct res *r, const struct ttrpc_call_opts *opts)
+static uint32_t c_call(struct ctx *c, struct echo_result *r, const struct ttrpc_call_opts *opts)
 {
 	Ttrpc__Echo__EchoRequest req = TTRPC__ECHO__ECHO_REQUEST__INIT;
 	req.text = "q";
 	uint32_t id;
 	struct err e;
 	assert_int_equal(ttrpc_client_call(c->cl, "svc.S", "M", &req.base,
-	                                   &ttrpc__echo__echo_reply__descriptor, opts, c_reply, r,
-	                                   &id, &e),
+	                                   &ttrpc__echo__echo_reply__descriptor, opts,
+	                                   echo_result_cb, r, &id, &e),
 	                 0);
 	return id;
 }
@@ -573,17 +534,17 @@ static void test_cli_request_wire(void **state)
 
 	/* Stream kinds on the wire. */
 	Ttrpc__Echo__EchoRequest m = TTRPC__ECHO__ECHO_REQUEST__INIT;
-	struct ttrpc_cstream *so =
-	    ttrpc_client_stream(c->cl, "svc.S", "So", TTRPC_STREAMING_SERVER, &m.base,
-	                        &ttrpc__echo__echo_reply__descriptor, NULL, &ccbs, &c->r[1], &e);
+	struct ttrpc_cstream *so = ttrpc_client_stream(
+	    c->cl, "svc.S", "So", TTRPC_STREAMING_SERVER, &m.base,
+	    &ttrpc__echo__echo_reply__descriptor, NULL, &echo_result_stream, &c->r[1], &e);
 	assert_non_null(so);
 	raw_read(c, &h, &d);
 	free(d);
 	assert_int_equal(h.stream_id, 3);
 	assert_int_equal(h.flags, TTRPC_FLAG_REMOTE_CLOSED);
-	struct ttrpc_cstream *co =
-	    ttrpc_client_stream(c->cl, "svc.S", "Co", TTRPC_STREAMING_CLIENT, NULL,
-	                        &ttrpc__echo__echo_reply__descriptor, NULL, &ccbs, &c->r[2], &e);
+	struct ttrpc_cstream *co = ttrpc_client_stream(c->cl, "svc.S", "Co", TTRPC_STREAMING_CLIENT,
+	                                               NULL, &ttrpc__echo__echo_reply__descriptor,
+	                                               NULL, &echo_result_stream, &c->r[2], &e);
 	raw_read(c, &h, &d);
 	assert_int_equal(h.stream_id, 5);
 	assert_int_equal(h.flags, TTRPC_FLAG_REMOTE_OPEN);
@@ -661,13 +622,13 @@ static void test_cli_answers(void **state)
 	assert_string_equal(c->r[5].text, "");
 }
 
-static struct ttrpc_cstream *c_stream(struct ctx *c, unsigned flags, struct res *r)
+static struct ttrpc_cstream *c_stream(struct ctx *c, unsigned flags, struct echo_result *r)
 {
 	Ttrpc__Echo__EchoRequest m = TTRPC__ECHO__ECHO_REQUEST__INIT;
 	struct err e;
-	struct ttrpc_cstream *cs =
-	    ttrpc_client_stream(c->cl, "svc.S", "St", flags, &m.base,
-	                        &ttrpc__echo__echo_reply__descriptor, NULL, &ccbs, r, &e);
+	struct ttrpc_cstream *cs = ttrpc_client_stream(c->cl, "svc.S", "St", flags, &m.base,
+	                                               &ttrpc__echo__echo_reply__descriptor, NULL,
+	                                               &echo_result_stream, r, &e);
 	assert_non_null(cs);
 	return cs;
 }

@@ -25,39 +25,22 @@
 #include "common/fdio.h"
 #include "common/log.h"
 #include "common/xalloc.h"
-#include "tests/lib/echo_svc.h"
-#include "tests/lib/evtest.h"
-
-struct res {
-	int n;
-	int code;
-	char msg[512];
-	char text[64];
-};
+#include "tests/lib/echo_env.h"
 
 struct ctx {
-	struct evtest ev;
-	struct echo_svc svc;
-	struct ttrpc_server *s;
-	struct ttrpc_client *cl;
-	char dir[64];
-	char path[96];
+	struct echo_env env;
 	int done;
 	int refused;
 	char refused_why[256];
 	struct ucred refused_peer;
 	int closed;
-	struct res r[8];
+	struct echo_result r[8];
 };
 
 static int setup(void **state)
 {
 	struct ctx *c = xcalloc(1, sizeof(*c));
-	evtest_init(&c->ev, 30.0);
-	echo_svc_init(&c->svc, c->ev.loop);
-	snprintf(c->dir, sizeof(c->dir), "/tmp/ttrpc-test.XXXXXX");
-	assert_non_null(mkdtemp(c->dir));
-	snprintf(c->path, sizeof(c->path), "%.60s/s.sock", c->dir);
+	echo_env_init(&c->env, "ttrpc-test", 30.0);
 	*state = c;
 	return 0;
 }
@@ -65,23 +48,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct ctx *c = *state;
-	ttrpc_client_free(c->cl);
-	ttrpc_server_free(c->s);
-	echo_svc_fini(&c->svc);
-	evtest_fini(&c->ev);
-	unlink(c->path);
-	rmdir(c->dir);
+	echo_env_fini(&c->env);
 	free(c);
 	return 0;
 }
 
 static void start_server(struct ctx *c, const struct ttrpc_server_opts *opts)
 {
-	struct err e;
-	c->s = ttrpc_server_new(c->ev.loop, opts);
-	assert_int_equal(ttrpc_server_register(c->s, &echo_service, &c->svc, &e), 0);
-	if (ttrpc_server_listen_unix(c->s, c->path, &e) < 0)
-		fail_msg("%s", e.msg);
+	echo_env_listen(&c->env, opts);
 }
 
 static void on_close(struct ttrpc_client *cl, const struct err *why, void *ud)
@@ -94,34 +68,22 @@ static void on_close(struct ttrpc_client *cl, const struct err *why, void *ud)
 static void connect_client(struct ctx *c)
 {
 	struct err e;
-	int fd = ttrpc_dial_unix(c->path, &e);
+	int fd = ttrpc_dial_unix(c->env.path, &e);
 	assert_true(fd >= 0);
 	const struct ttrpc_client_cbs cbs = {.on_close = on_close};
-	c->cl = ttrpc_client_new(c->ev.loop, fd, &cbs, c, &e);
-	assert_non_null(c->cl);
+	c->env.cl = ttrpc_client_new(c->env.ev.loop, fd, &cbs, c, &e);
+	assert_non_null(c->env.cl);
 }
 
-static void reply_cb(struct ttrpc_client *cl, const struct ttrpc_status *st,
-                     const ProtobufCMessage *reply, void *ud)
-{
-	(void)cl;
-	struct res *r = ud;
-	r->n++;
-	r->code = st->code;
-	snprintf(r->msg, sizeof(r->msg), "%s", st->message);
-	if (reply)
-		snprintf(r->text, sizeof(r->text), "%s",
-		         ((const Ttrpc__Echo__EchoReply *)reply)->text);
-}
-
-static int call_echo(struct ctx *c, struct res *r, const char *text, uint32_t delay_ms)
+static int call_echo(struct ctx *c, struct echo_result *r, const char *text, uint32_t delay_ms)
 {
 	Ttrpc__Echo__EchoRequest req = TTRPC__ECHO__ECHO_REQUEST__INIT;
 	req.text = (char *)text;
 	req.delay_ms = delay_ms;
 	struct err e;
-	return ttrpc_client_call(c->cl, ECHO_SERVICE, "Echo", &req.base,
-	                         &ttrpc__echo__echo_reply__descriptor, NULL, reply_cb, r, NULL, &e);
+	return ttrpc_client_call(c->env.cl, ECHO_SERVICE, "Echo", &req.base,
+	                         &ttrpc__echo__echo_reply__descriptor, NULL, echo_result_cb, r,
+	                         NULL, &e);
 }
 
 /* ---- listening ---- */
@@ -132,34 +94,34 @@ static void test_listen_mode_and_paths(void **state)
 	/* A stale socket from an earlier server is replaced. */
 	int stale = socket(AF_UNIX, SOCK_STREAM, 0);
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", c->path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", c->env.path);
 	assert_int_equal(bind(stale, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	close(stale);
 	mode_t old = umask(0); /* the mode must not depend on the umask */
 	start_server(c, NULL);
 	umask(old);
 	struct stat st;
-	assert_int_equal(stat(c->path, &st), 0);
+	assert_int_equal(stat(c->env.path, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
 	assert_int_equal(st.st_mode & 0777, 0600);
 	connect_client(c);
 	assert_int_equal(call_echo(c, &c->r[0], "via unix socket", 0), 0);
-	EVTEST_SPIN(&c->ev, c->r[0].n);
+	EVTEST_SPIN(&c->env.ev, c->r[0].n);
 	assert_string_equal(c->r[0].text, "via unix socket");
 	/* A file that is not a socket is never removed. */
 	char other[160];
-	snprintf(other, sizeof(other), "%s/plain", c->dir);
+	snprintf(other, sizeof(other), "%s/plain", c->env.dir);
 	int fd = open(other, O_CREAT | O_WRONLY, 0644);
 	assert_true(fd >= 0);
 	close(fd);
 	struct err e;
-	assert_int_equal(ttrpc_server_listen_unix(c->s, other, &e), -EEXIST);
+	assert_int_equal(ttrpc_server_listen_unix(c->env.s, other, &e), -EEXIST);
 	assert_int_equal(access(other, F_OK), 0);
 	unlink(other);
 	/* Shutdown unlinks the socket. */
-	ttrpc_server_shutdown(c->s, 1.0, NULL, NULL);
-	assert_int_equal(access(c->path, F_OK), -1);
-	assert_int_equal(ttrpc_dial_unix(c->path, &e), -ENOENT);
+	ttrpc_server_shutdown(c->env.s, 1.0, NULL, NULL);
+	assert_int_equal(access(c->env.path, F_OK), -1);
+	assert_int_equal(ttrpc_dial_unix(c->env.path, &e), -ENOENT);
 }
 
 /* ---- peer credentials ---- */
@@ -187,7 +149,7 @@ static void test_custom_policy_refuses(void **state)
 	start_server(c, &opts);
 	connect_client(c);
 	assert_int_equal(call_echo(c, &c->r[0], "let me in", 0), 0);
-	EVTEST_SPIN(&c->ev, c->r[0].n && c->closed);
+	EVTEST_SPIN(&c->env.ev, c->r[0].n && c->closed);
 	assert_int_equal(c->r[0].code, TTRPC_PERMISSION_DENIED);
 	char want[256];
 	snprintf(want, sizeof(want),
@@ -198,12 +160,12 @@ static void test_custom_policy_refuses(void **state)
 	assert_int_equal(c->refused, 1);
 	assert_int_equal(c->refused_peer.pid, getpid());
 	assert_non_null(strstr(c->refused_why, "refused connection from pid="));
-	assert_int_equal(c->svc.started, 0); /* the handler never ran */
+	assert_int_equal(c->env.svc.started, 0); /* the handler never ran */
 	struct ttrpc_server_stats st;
-	ttrpc_server_stats(c->s, &st);
+	ttrpc_server_stats(c->env.s, &st);
 	assert_int_equal(st.conns_refused, 1);
 	assert_int_equal(st.conns_accepted, 0);
-	EVTEST_SPIN(&c->ev, ttrpc_server_connections(c->s) == 0);
+	EVTEST_SPIN(&c->env.ev, ttrpc_server_connections(c->env.s) == 0);
 }
 
 /* In a child with uid/gid 65534: dial (expecting `expect_errno` from connect when not 0),
@@ -255,13 +217,13 @@ static void run_child(struct ctx *c, int expect_errno, char *line, size_t n)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		close(p[0]);
-		child_call(c->path, p[1], expect_errno);
+		child_call(c->env.path, p[1], expect_errno);
 	}
 	close(p[1]);
 	int status = 0;
 	pid_t w;
-	while ((w = waitpid(pid, &status, WNOHANG)) == 0 && !c->ev.timed_out)
-		ev_run(c->ev.loop, EVRUN_NOWAIT), usleep(1000);
+	while ((w = waitpid(pid, &status, WNOHANG)) == 0 && !c->env.ev.timed_out)
+		ev_run(c->env.ev.loop, EVRUN_NOWAIT), usleep(1000);
 	assert_int_equal(w, pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
@@ -281,18 +243,18 @@ static void test_default_policy_foreign_uid(void **state)
 	log_set_file(logf);
 	start_server(c, NULL);
 	/* The socket is 0600: another user cannot even connect. */
-	assert_int_equal(chmod(c->dir, 0755), 0);
+	assert_int_equal(chmod(c->env.dir, 0755), 0);
 	char line[512];
 	run_child(c, EACCES, line, sizeof(line));
 	assert_string_equal(line, "connect=13\n");
 	/* With the file opened up, SO_PEERCRED still keeps the stranger out. */
-	assert_int_equal(chmod(c->path, 0666), 0);
+	assert_int_equal(chmod(c->env.path, 0666), 0);
 	run_child(c, 0, line, sizeof(line));
 	assert_non_null(strstr(line, "code=7 eof=1 msg=ttrpc: permission denied: refused "
 	                             "connection from pid="));
 	assert_non_null(strstr(line, "uid=65534 gid=65534: only uid 0 (the server's) and root "
 	                             "may connect"));
-	assert_int_equal(c->svc.started, 0);
+	assert_int_equal(c->env.svc.started, 0);
 	/* One log line names the peer. */
 	log_set_file(NULL);
 	fflush(logf);
@@ -307,7 +269,7 @@ static void test_default_policy_foreign_uid(void **state)
 	/* The owner still gets in. */
 	connect_client(c);
 	assert_int_equal(call_echo(c, &c->r[0], "me", 0), 0);
-	EVTEST_SPIN(&c->ev, c->r[0].n);
+	EVTEST_SPIN(&c->env.ev, c->r[0].n);
 	assert_int_equal(c->r[0].code, TTRPC_OK);
 }
 
@@ -317,10 +279,10 @@ static void on_done(struct ttrpc_server *s, void *ud)
 {
 	struct ctx *c = ud;
 	c->done++;
-	assert_ptr_equal(s, c->s);
+	assert_ptr_equal(s, c->env.s);
 	/* The server may be freed from here. */
 	ttrpc_server_free(s);
-	c->s = NULL;
+	c->env.s = NULL;
 }
 
 static void test_shutdown_graceful(void **state)
@@ -330,25 +292,25 @@ static void test_shutdown_graceful(void **state)
 	connect_client(c);
 	assert_int_equal(call_echo(c, &c->r[0], "slow", 100), 0);
 	assert_int_equal(call_echo(c, &c->r[1], "slower", 200), 0);
-	EVTEST_SPIN(&c->ev, c->svc.started == 2);
-	ttrpc_server_shutdown(c->s, 10.0, on_done, c);
-	ttrpc_server_shutdown(c->s, 10.0, on_done, c); /* idempotent */
-	assert_int_equal(c->done, 0);                  /* never from inside */
+	EVTEST_SPIN(&c->env.ev, c->env.svc.started == 2);
+	ttrpc_server_shutdown(c->env.s, 10.0, on_done, c);
+	ttrpc_server_shutdown(c->env.s, 10.0, on_done, c); /* idempotent */
+	assert_int_equal(c->done, 0);                      /* never from inside */
 	/* New calls on the open connection are refused... */
 	assert_int_equal(call_echo(c, &c->r[2], "new", 0), 0);
-	EVTEST_SPIN(&c->ev, c->r[2].n);
+	EVTEST_SPIN(&c->env.ev, c->r[2].n);
 	assert_int_equal(c->r[2].code, TTRPC_UNAVAILABLE);
 	assert_string_equal(c->r[2].msg, "ttrpc: server shutting down");
 	/* ... and no new connection gets in. */
 	struct err e;
-	assert_true(ttrpc_dial_unix(c->path, &e) < 0);
+	assert_true(ttrpc_dial_unix(c->env.path, &e) < 0);
 	/* The calls in flight finish normally, then the connection closes and done runs. */
-	EVTEST_SPIN(&c->ev, c->done == 1 && c->closed == 1);
+	EVTEST_SPIN(&c->env.ev, c->done == 1 && c->closed == 1);
 	assert_int_equal(c->r[0].code, TTRPC_OK);
 	assert_string_equal(c->r[0].text, "slow");
 	assert_int_equal(c->r[1].code, TTRPC_OK);
 	assert_string_equal(c->r[1].text, "slower");
-	assert_int_equal(c->svc.cancelled, 0);
+	assert_int_equal(c->env.svc.cancelled, 0);
 }
 
 static void test_shutdown_grace_expires(void **state)
@@ -360,20 +322,20 @@ static void test_shutdown_grace_expires(void **state)
 	Ttrpc__Echo__EchoRequest req = TTRPC__ECHO__ECHO_REQUEST__INIT;
 	struct err e;
 	/* A client stream that never ends. */
-	assert_non_null(ttrpc_client_stream(c->cl, ECHO_SERVICE, "Collect", TTRPC_STREAMING_CLIENT,
-	                                    &req.base, &ttrpc__echo__echo_reply__descriptor, NULL,
-	                                    NULL, NULL, &e));
-	EVTEST_SPIN(&c->ev, c->svc.started == 2);
+	assert_non_null(ttrpc_client_stream(
+	    c->env.cl, ECHO_SERVICE, "Collect", TTRPC_STREAMING_CLIENT, &req.base,
+	    &ttrpc__echo__echo_reply__descriptor, NULL, NULL, NULL, &e));
+	EVTEST_SPIN(&c->env.ev, c->env.svc.started == 2);
 	long long t0 = mono_ns();
-	ttrpc_server_shutdown(c->s, 0.2, on_done, c);
-	EVTEST_SPIN(&c->ev, c->done == 1);
+	ttrpc_server_shutdown(c->env.s, 0.2, on_done, c);
+	EVTEST_SPIN(&c->env.ev, c->done == 1);
 	long long ms = (mono_ns() - t0) / 1000000;
 	assert_true(ms >= 190);
 	/* Every handler heard it and every call was answered. */
-	assert_int_equal(c->svc.cancelled, 2);
-	assert_int_equal(c->svc.last_cancel_code, TTRPC_UNAVAILABLE);
-	assert_int_equal(c->svc.pending, 0);
-	EVTEST_SPIN(&c->ev, c->r[0].n);
+	assert_int_equal(c->env.svc.cancelled, 2);
+	assert_int_equal(c->env.svc.last_cancel_code, TTRPC_UNAVAILABLE);
+	assert_int_equal(c->env.svc.pending, 0);
+	EVTEST_SPIN(&c->env.ev, c->r[0].n);
 	assert_int_equal(c->r[0].code, TTRPC_UNAVAILABLE);
 	assert_string_equal(c->r[0].msg, "ttrpc: server shutting down");
 }
@@ -384,25 +346,25 @@ static void test_shutdown_idle_and_free(void **state)
 	start_server(c, NULL);
 	connect_client(c);
 	assert_int_equal(call_echo(c, &c->r[0], "x", 0), 0);
-	EVTEST_SPIN(&c->ev, c->r[0].n);
+	EVTEST_SPIN(&c->env.ev, c->r[0].n);
 	/* No calls: connections close at once, done follows from the loop. */
-	ttrpc_server_shutdown(c->s, 5.0, on_done, c);
+	ttrpc_server_shutdown(c->env.s, 5.0, on_done, c);
 	assert_int_equal(c->done, 0);
-	EVTEST_SPIN(&c->ev, c->done == 1 && c->closed == 1);
+	EVTEST_SPIN(&c->env.ev, c->done == 1 && c->closed == 1);
 	/* A server freed with calls in flight runs no callback; the calls are detached. */
 	start_server(c, NULL);
-	ttrpc_client_free(c->cl);
+	ttrpc_client_free(c->env.cl);
 	connect_client(c);
 	assert_int_equal(call_echo(c, &c->r[1], "held", 60000), 0);
-	EVTEST_SPIN(&c->ev, c->svc.pending == 1);
-	ttrpc_server_free(c->s);
-	c->s = NULL;
-	assert_int_equal(c->svc.cancelled, 0);
-	EVTEST_SPIN(&c->ev, c->r[1].n);
+	EVTEST_SPIN(&c->env.ev, c->env.svc.pending == 1);
+	ttrpc_server_free(c->env.s);
+	c->env.s = NULL;
+	assert_int_equal(c->env.svc.cancelled, 0);
+	EVTEST_SPIN(&c->env.ev, c->r[1].n);
 	assert_int_equal(c->r[1].code, TTRPC_UNAVAILABLE);
 	/* The handler can still end its detached call. */
-	echo_svc_fini(&c->svc);
-	assert_int_equal(c->svc.pending, 0);
+	echo_svc_fini(&c->env.svc);
+	assert_int_equal(c->env.svc.pending, 0);
 }
 
 /* ---- backpressure ---- */
@@ -413,7 +375,7 @@ static void test_backpressure(void **state)
 	const struct ttrpc_server_opts opts = {.write_highwater = 1u << 20};
 	start_server(c, &opts);
 	struct err e;
-	int fd = ttrpc_dial_unix(c->path, &e);
+	int fd = ttrpc_dial_unix(c->env.path, &e);
 	assert_true(fd >= 0);
 	enum { N = 100, REPLY = 256 * 1024 };
 	/* A client that sends N requests for 256 KiB replies and reads nothing. */
@@ -428,27 +390,27 @@ static void test_backpressure(void **state)
 	}
 	assert_int_equal(fd_write_all(fd, buf_head(&b), buf_avail(&b), &e), 0);
 	buf_fini(&b);
-	evtest_run_for(&c->ev, 0.3);
+	evtest_run_for(&c->env.ev, 0.3);
 	/* The server stopped reading once its queue passed 1 MiB: most requests wait unread in
 	 * the socket, and what is queued stays near the mark. */
 	struct ttrpc_server_stats st;
-	ttrpc_server_stats(c->s, &st);
+	ttrpc_server_stats(c->env.s, &st);
 	assert_true(st.calls_started < N / 2);
 	assert_true(st.calls_started >= 4);
 	/* Reading everything lets it go on to the end. */
 	size_t want = (size_t)N * (TTRPC_HDR_SIZE + REPLY), got = 0;
 	uint8_t *chunk = xmalloc(1 << 16);
-	while (got < want && !c->ev.timed_out) {
+	while (got < want && !c->env.ev.timed_out) {
 		ssize_t k = fd_read(fd, chunk, 1 << 16, &e);
 		if (k > 0)
 			got += (size_t)k;
 		else
-			ev_run(c->ev.loop, EVRUN_NOWAIT);
+			ev_run(c->env.ev.loop, EVRUN_NOWAIT);
 	}
 	free(chunk);
 	/* Each reply is a bit more than REPLY bytes (envelope, status): at least this much. */
 	assert_true(got >= want);
-	ttrpc_server_stats(c->s, &st);
+	ttrpc_server_stats(c->env.s, &st);
 	assert_int_equal(st.calls_started, N);
 	close(fd);
 }
