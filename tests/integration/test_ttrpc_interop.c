@@ -330,7 +330,7 @@ static void test_ferry_client_deadline(void **state)
 	 * after (far before the 10 s delay), for a call we already ended. */
 	long long t1 = mono_ns();
 	EVTEST_SPIN(&c->env.ev, ttrpc_client_ignored_frames(c->env.cl) == 1);
-	assert_true((mono_ns() - t1) / 1000000 < 3000);
+	assert_true((mono_ns() - t1) / 1000000 < 8000);
 }
 
 static void test_ferry_client_size_cap(void **state)
