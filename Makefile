@@ -170,7 +170,7 @@ integration: $(INTEG_BINS) $(BINS) go-peers
 # /usr/share/gocode); the caches stay in the build directory.
 GO_PEER_DIRS := $(wildcard tests/interop/*/)
 GO_PEERS := $(patsubst tests/interop/%/,$(BUILD)/go/%,$(GO_PEER_DIRS))
-GO_ENV = GO111MODULE=off GOPROXY=off GOFLAGS= GOPATH=$(abspath $(BUILD)/go/path):/usr/share/gocode \
+GO_ENV = GO111MODULE=off GOPROXY=off GOFLAGS= GOENV=off GOPATH=$(abspath $(BUILD)/go/path):/usr/share/gocode \
 	GOCACHE=$(abspath $(BUILD)/go/cache)
 go-peers: $(GO_PEERS)
 define go_peer
