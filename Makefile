@@ -96,17 +96,17 @@ BENCH_BINS := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRC))
 LIBTEST := $(BUILD)/libtest.a
 
 # Keep test objects (otherwise make deletes them as intermediates and rebuilds later).
-.SECONDARY: $(call obj,$(UNIT_SRC) $(INTEG_SRC) $(BENCH_SRC)) $(PROTO_C)
+.SECONDARY: $(call obj,$(UNIT_SRC) $(INTEG_SRC) $(BENCH_SRC)) $(PROTO_C) $(PROTO_H)
 V ?=
 Q = $(if $(V),,@)
 
-.PHONY: all deps test unit integration demo bench fuzz format format-check lint clean rootfs
+.PHONY: all deps test unit integration demo bench fuzz format format-check lint clean rootfs go-peers
 all: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(BENCH_BINS)
 
 DEB_PACKAGES = build-essential pkg-config libev-dev libjansson-dev libcmocka-dev \
 	protobuf-c-compiler libprotobuf-c-dev protobuf-compiler busybox-static crun \
 	clang libclang-rt-14-dev clang-format clang-tidy cppcheck iproute2 util-linux procps file \
-	libprotobuf-dev
+	libprotobuf-dev golang-go golang-github-containerd-ttrpc-dev
 deps:
 	@sh tests/scripts/deps.sh $(DEB_PACKAGES)
 
@@ -163,15 +163,31 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIBTEST) $(LIBS)
 	$(Q)$(CC) $(SANFLAGS) -o $@ $< $(LIBTEST) $(LIBS) $(LDLIBS) $(TEST_LDLIBS)
 
 unit: $(UNIT_BINS)
-integration: $(INTEG_BINS) $(BINS)
+integration: $(INTEG_BINS) $(BINS) go-peers
+
+# The Go interoperability peers (tests/interop/<name>/), built offline in GOPATH mode against
+# Debian's Go packages (golang-github-containerd-ttrpc-dev and its dependencies under
+# /usr/share/gocode); the caches stay in the build directory.
+GO_PEER_DIRS := $(wildcard tests/interop/*/)
+GO_PEERS := $(patsubst tests/interop/%/,$(BUILD)/go/%,$(GO_PEER_DIRS))
+GO_ENV = GO111MODULE=off GOPROXY=off GOFLAGS= GOENV=off GOPATH=$(abspath $(BUILD)/go/path):/usr/share/gocode \
+	GOCACHE=$(abspath $(BUILD)/go/cache)
+go-peers: $(GO_PEERS)
+define go_peer
+$(BUILD)/go/$(1): $(wildcard tests/interop/$(1)/*.go)
+	@mkdir -p $(BUILD)/go/path
+	@$$(if $$(V),,echo "  GO      $$@")
+	$$(Q)cd tests/interop/$(1) && $$(GO_ENV) go build -o $$(abspath $$@) .
+endef
+$(foreach p,$(patsubst tests/interop/%/,%,$(GO_PEER_DIRS)),$(eval $(call go_peer,$(p))))
 
 # The README's test command.  Runs every unit and integration test binary and prints one
 # closing line "N passed, N failed".
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all go-peers
 	@BUILD=$(BUILD) sh tests/scripts/run-tests.sh $(UNIT_BINS) $(INTEG_BINS)
 
-bench: all
+bench: all go-peers
 	@for b in $(BENCH_BINS); do echo "== $$b"; BUILD=$(BUILD) $$b || exit 1; done
 
 demo: deps
