@@ -96,7 +96,7 @@ BENCH_BINS := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRC))
 LIBTEST := $(BUILD)/libtest.a
 
 # Keep test objects (otherwise make deletes them as intermediates and rebuilds later).
-.SECONDARY: $(call obj,$(UNIT_SRC) $(INTEG_SRC) $(BENCH_SRC)) $(PROTO_C)
+.SECONDARY: $(call obj,$(UNIT_SRC) $(INTEG_SRC) $(BENCH_SRC)) $(PROTO_C) $(PROTO_H)
 V ?=
 Q = $(if $(V),,@)
 
