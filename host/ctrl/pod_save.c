@@ -1,0 +1,130 @@
+/* The pod payload (host/ctrl/pod_save.h). */
+#include "host/ctrl/pod_save.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xalloc.h"
+#include "hcsshim/controller/pod/save/v1/payload.pb-c.h"
+#include "host/ctrl/save.h"
+
+typedef Hcsshim__Controller__Pod__Save__V1__Payload pb_pod;
+
+void pod_save_fini(struct pod_save *s)
+{
+	if (!s)
+		return;
+	free(s->pod_id);
+	free(s->gcs_pod_id);
+	network_save_fini(&s->network);
+	for (size_t i = 0; i < s->n_containers; i++)
+		container_save_fini(&s->containers[i]);
+	free(s->containers);
+	memset(s, 0, sizeof(*s));
+}
+
+static int by_container_id(const void *a, const void *b)
+{
+	const struct container_save *x = *(const struct container_save *const *)a;
+	const struct container_save *y = *(const struct container_save *const *)b;
+	return strcmp(x->container_id ? x->container_id : "",
+	              y->container_id ? y->container_id : "");
+}
+
+int pod_save_encode(const struct pod_save *s, Google__Protobuf__Any *out, struct err *e)
+{
+	pb_pod m;
+	Google__Protobuf__Any net;
+	hcsshim__controller__pod__save__v1__payload__init(&m);
+	m.schema_version = SAVE_SCHEMA_VERSION;
+	m.pod_id = s->pod_id;
+	m.gcs_pod_id = s->gcs_pod_id;
+	int rc = network_save_encode(&s->network, &net, e);
+	if (rc < 0)
+		return err_prefix(e, "pod `%s`", s->pod_id);
+	m.network = &net;
+	size_t n = s->n_containers;
+	const struct container_save **order = xcalloc(n + 1, sizeof(*order));
+	for (size_t i = 0; i < n; i++)
+		order[i] = &s->containers[i];
+	qsort(order, n, sizeof(*order), by_container_id);
+	Google__Protobuf__Any *anys = xcalloc(n + 1, sizeof(*anys));
+	Google__Protobuf__Any **ptrs = xcalloc(n + 1, sizeof(*ptrs));
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		rc = container_save_encode(order[i], &anys[i], e);
+		ptrs[i] = &anys[i];
+	}
+	m.n_containers = n;
+	m.containers = ptrs;
+	if (rc == 0)
+		rc = save_pack(SAVE_POD, &m.base, out, e);
+	if (rc < 0)
+		err_prefix(e, "pod `%s`", s->pod_id);
+	save_anys_free(anys, n);
+	free(ptrs);
+	free(order);
+	save_any_fini(&net);
+	return rc;
+}
+
+static int decode_fields(struct save_dec *d, const pb_pod *m, struct pod_save *out)
+{
+	if (save_check_schema(d, m->schema_version) < 0 ||
+	    save_check_id(d, "gcs_pod_id", m->gcs_pod_id) < 0)
+		return d->e->code;
+	if (!(out->gcs_pod_id = save_strdup(d, m->gcs_pod_id)))
+		return d->e->code;
+	if (!m->network)
+		return err_set(d->e, -EINVAL, "network missing");
+	if (network_save_from_any(d, m->network, "network", &out->network) < 0)
+		return d->e->code;
+	if (save_check_count(d, "containers", m->n_containers, d->lim->max_containers) < 0)
+		return d->e->code;
+	out->containers = save_calloc(d, m->n_containers, sizeof(*out->containers));
+	if (!out->containers)
+		return d->e->code;
+	for (size_t i = 0; i < m->n_containers; i++) {
+		char label[48];
+		snprintf(label, sizeof(label), "containers[%zu]", i);
+		struct container_save *c = &out->containers[out->n_containers];
+		if (container_save_from_any(d, m->containers[i], label, c) < 0)
+			return d->e->code;
+		out->n_containers++;
+		for (size_t j = 0; j + 1 < out->n_containers; j++)
+			if (strcmp(out->containers[j].container_id, c->container_id) == 0)
+				return err_set(d->e, -EINVAL, "container `%.200s` twice",
+				               c->container_id);
+	}
+	return 0;
+}
+
+int pod_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, const char *label,
+                      struct pod_save *out)
+{
+	memset(out, 0, sizeof(*out));
+	pb_pod *m = (pb_pod *)save_unpack(d, SAVE_POD, any, label);
+	if (!m)
+		return d->e->code;
+	int rc = save_check_id(d, "pod_id", m->pod_id);
+	if (rc < 0) {
+		err_prefix(d->e, "%s", label);
+	} else {
+		if (!(out->pod_id = save_strdup(d, m->pod_id)))
+			rc = d->e->code;
+		else
+			rc = decode_fields(d, m, out);
+		if (rc < 0)
+			err_prefix(d->e, "pod `%.200s`", m->pod_id);
+	}
+	save_msg_free(d, m);
+	if (rc < 0)
+		pod_save_fini(out);
+	return rc;
+}
+
+int pod_save_decode(const Google__Protobuf__Any *any, struct pod_save *out, struct err *e)
+{
+	return SAVE_DECODE_TOP(pod_save_from_any, any, "pod", out, e);
+}
