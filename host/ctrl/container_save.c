@@ -214,9 +214,11 @@ int container_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any
                             struct container_save *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (d->n_containers >= d->lim->max_containers)
-		return save_check_count(d, "containers", d->n_containers + 1,
-		                        d->lim->max_containers);
+	if (d->n_containers >= d->lim->max_containers) {
+		save_check_count(d, "containers in the envelope", d->n_containers + 1,
+		                 d->lim->max_containers);
+		return err_prefix(d->e, "%s", label);
+	}
 	d->n_containers++;
 	pb_container *m = (pb_container *)save_unpack(d, SAVE_CONTAINER, any, label);
 	if (!m)

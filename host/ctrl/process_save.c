@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,11 +160,20 @@ int process_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, 
                           struct process_save *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (d->n_processes >= d->lim->max_processes)
-		return save_check_count(d, "processes", d->n_processes + 1, d->lim->max_processes);
+	char label[240];
+	if (!key)
+		snprintf(label, sizeof(label), "process");
+	else if (!*key)
+		snprintf(label, sizeof(label), "init process");
+	else
+		snprintf(label, sizeof(label), "process `%.200s`", key);
+	if (d->n_processes >= d->lim->max_processes) {
+		save_check_count(d, "processes in the envelope", d->n_processes + 1,
+		                 d->lim->max_processes);
+		return err_prefix(d->e, "%s", label);
+	}
 	d->n_processes++;
-	pb_process *m = (pb_process *)save_unpack(d, SAVE_PROCESS, any,
-	                                          key ? (*key ? key : "init process") : "process");
+	pb_process *m = (pb_process *)save_unpack(d, SAVE_PROCESS, any, label);
 	if (!m)
 		return d->e->code;
 	int rc = 0;
@@ -174,7 +184,6 @@ int process_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, 
 		rc = d->e->code;
 	else
 		rc = decode_fields(d, m, out);
-	save_msg_free(d, m);
 	if (rc < 0) {
 		if (*id)
 			err_prefix(d->e, "process `%.200s`", id);
@@ -182,6 +191,7 @@ int process_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, 
 			err_prefix(d->e, "init process");
 		process_save_fini(out);
 	}
+	save_msg_free(d, m);
 	return rc;
 }
 
