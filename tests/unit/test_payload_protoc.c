@@ -3,7 +3,8 @@
  * payload in its own file, children packed into their parents' Any values) and ferry decodes
  * it into the values it was written with; ferry encodes the same tree, built in C
  * (tests/lib/payload_sample.c), and protoc decodes it, every Any expanded, into exactly the
- * text protoc decodes from its own encoding.  Run from the source tree root (make test);
+ * text protoc decodes from its own encoding.  The Migration service's options, written as
+ * proto2 here, are byte for byte hcsshim's proto3 `optional` ones.  Run from the source tree root (make test);
  * needs protoc (protobuf-compiler) and the well-known types (libprotobuf-dev, $PROTO_INC). */
 #include <errno.h>
 #include <setjmp.h>
@@ -21,6 +22,7 @@
 #include "common/buf.h"
 #include "common/xalloc.h"
 #include "host/ctrl/envelope_save.h"
+#include "migration/migration_options.pb-c.h"
 #include "tests/lib/payload_sample.h"
 
 #define DATA "tests/data/payload/"
@@ -47,20 +49,28 @@ static void spill(const char *path, const void *p, size_t n)
 	assert_int_equal(fclose(f), 0);
 }
 
-/* protoc --encode/--decode=TYPE of in[0..n) against our saved-state .proto files. */
-static void protoc(const char *mode, const char *type, const void *in, size_t n, struct buf *out)
+#define PAYLOAD_PROTOS "-Iproto $(cd proto && find hcsshim ferry -name '*.proto' | sort)"
+
+/* protoc --encode/--decode=TYPE of in[0..n) against `files` (protoc arguments). */
+static void protoc_with(const char *files, const char *mode, const char *type, const void *in,
+                        size_t n, struct buf *out)
 {
 	const char *inc = getenv("PROTO_INC") ? getenv("PROTO_INC") : "/usr/include";
 	spill(tmp_in, in, n);
-	char *cmd = xasprintf("protoc -Iproto -I%s --%s=%s $(cd proto && find hcsshim ferry -name "
-	                      "'*.proto' | sort) <%s >%s",
-	                      inc, mode, type, tmp_in, tmp_out);
+	char *cmd =
+	    xasprintf("protoc -I%s %s --%s=%s <%s >%s", inc, files, mode, type, tmp_in, tmp_out);
 	int rc = system(cmd);
 	free(cmd);
 	if (rc != 0)
 		fail_msg("protoc --%s=%s failed (%d)", mode, type, rc);
 	buf_reset(out);
 	slurp(tmp_out, out);
+}
+
+/* The same against our saved-state .proto files. */
+static void protoc(const char *mode, const char *type, const void *in, size_t n, struct buf *out)
+{
+	protoc_with(PAYLOAD_PROTOS, mode, type, in, n, out);
 }
 
 /* A text-format string literal of p[0..n). */
@@ -320,11 +330,54 @@ static void test_ferry_to_protoc(void **state)
 	buf_fini(&got);
 }
 
+/* hcsshim's proto3 `optional` options and ferry's proto2 rewrite are the same bytes, and
+ * an explicit false or 0 keeps its presence. */
+static void test_options_proto2_rewrite(void **state)
+{
+	(void)state;
+	static const char text[] =
+	    "memory_transport: MEMORY_TRANSPORT_TCP\n"
+	    "memory_transfer_throttle_params { skip_throttling: false throttling_scale: 0 "
+	    "minimum_throttle_percentage: 300 target_blackout_transfer_time: 500 }\n"
+	    "compression_settings { throttle_worker_count: 0 }\n"
+	    "checksum_verification: true\n";
+	struct buf go, mine;
+	buf_init(&go);
+	buf_init(&mine);
+	protoc_with("-Itests/data/migration options_proto3.proto", "encode", "InitializeOptions",
+	            text, strlen(text), &go);
+	InitializeOptions *o = initialize_options__unpack(NULL, buf_avail(&go), buf_head(&go));
+	assert_non_null(o);
+	assert_true(o->has_memory_transport);
+	assert_int_equal(o->memory_transport, MEMORY_TRANSPORT__MEMORY_TRANSPORT_TCP);
+	MemoryTransferThrottleParams *t = o->memory_transfer_throttle_params;
+	assert_non_null(t);
+	assert_true(t->has_skip_throttling);
+	assert_false(t->skip_throttling);
+	assert_true(t->has_throttling_scale);
+	assert_true(t->throttling_scale == 0.0);
+	assert_int_equal(t->minimum_throttle_percentage, 300);
+	assert_false(t->has_maximum_number_of_brownout_transfer_passes);
+	assert_true(o->compression_settings->has_throttle_worker_count);
+	assert_int_equal(o->compression_settings->throttle_worker_count, 0);
+	assert_true(o->has_checksum_verification && o->checksum_verification);
+	assert_false(o->has_perf_tracing_enabled);
+	size_t n = initialize_options__get_packed_size(o);
+	initialize_options__pack(o, buf_reserve(&mine, n));
+	buf_commit(&mine, n);
+	assert_int_equal(n, buf_avail(&go));
+	assert_memory_equal(buf_head(&mine), buf_head(&go), n);
+	initialize_options__free_unpacked(o, NULL);
+	buf_fini(&go);
+	buf_fini(&mine);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_protoc_to_ferry),
 	    cmocka_unit_test(test_ferry_to_protoc),
+	    cmocka_unit_test(test_options_proto2_rewrite),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
