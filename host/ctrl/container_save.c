@@ -40,7 +40,7 @@ void container_save_fini(struct container_save *s)
 static void layer_to_pb(const struct container_layer_save *l, pb_layer *out, char *text)
 {
 	hcsshim__controller__linuxcontainer__save__v1__layer_reservation__init(out);
-	out->reservation_id = guid_format(&l->reservation_id, text);
+	out->reservation_id = save_guid_text(&l->reservation_id, text);
 	out->guest_path = l->guest_path;
 }
 
@@ -210,29 +210,39 @@ static int decode_fields(struct save_dec *d, const pb_container *m, struct conta
 	return decode_processes(d, m, out);
 }
 
-int container_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, const char *label,
+/* Name a container in an error: by its id once known, else by its index. */
+static int name_container(struct save_dec *d, const char *id, size_t idx)
+{
+	if (id)
+		return err_prefix(d->e, "container `%.200s`", id);
+	if (idx == SIZE_MAX)
+		return err_prefix(d->e, "container");
+	return err_prefix(d->e, "containers[%zu]", idx);
+}
+
+int container_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, size_t idx,
                             struct container_save *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (d->n_containers >= d->lim->max_containers) {
 		save_check_count(d, "containers in the envelope", d->n_containers + 1,
 		                 d->lim->max_containers);
-		return err_prefix(d->e, "%s", label);
+		return name_container(d, NULL, idx);
 	}
 	d->n_containers++;
-	pb_container *m = (pb_container *)save_unpack(d, SAVE_CONTAINER, any, label);
+	pb_container *m = (pb_container *)save_unpack(d, SAVE_CONTAINER, any, NULL);
 	if (!m)
-		return d->e->code;
+		return name_container(d, NULL, idx);
 	int rc = save_check_id(d, "container_id", m->container_id);
 	if (rc < 0) {
-		err_prefix(d->e, "%s", label);
+		name_container(d, NULL, idx);
 	} else {
 		if (!(out->container_id = save_strdup(d, m->container_id)))
 			rc = d->e->code;
 		else
 			rc = decode_fields(d, m, out);
 		if (rc < 0)
-			err_prefix(d->e, "container `%.200s`", m->container_id);
+			name_container(d, m->container_id, idx);
 	}
 	save_msg_free(d, m);
 	if (rc < 0)
@@ -243,5 +253,5 @@ int container_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any
 int container_save_decode(const Google__Protobuf__Any *any, struct container_save *out,
                           struct err *e)
 {
-	return SAVE_DECODE_TOP(container_save_from_any, any, "container", out, e);
+	return SAVE_DECODE_TOP(container_save_from_any, any, SIZE_MAX, out, e);
 }

@@ -56,9 +56,9 @@ int container_save_encode(const struct container_save *s, Google__Protobuf__Any 
 /* Check and unpack; on failure *out is left as it was and e names the field and value. */
 int container_save_decode(const Google__Protobuf__Any *any, struct container_save *out,
                           struct err *e);
-/* For the pod payload: `label` names it in errors until its container_id is known.  On
- * failure *out is zeroed. */
-int container_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, const char *label,
+/* For the pod payload: `idx`, its index in the pod (SIZE_MAX: none), names it in errors
+ * until its container_id is known.  On failure *out is zeroed. */
+int container_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, size_t idx,
                             struct container_save *out);
 
 #endif

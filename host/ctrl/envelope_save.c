@@ -192,7 +192,7 @@ static int check_refs(const char *what, const struct guid *want, size_t n_want,
 	for (size_t i = 0; i < n_want; i++)
 		if (!bsearch(&want[i], have, n_have, sizeof(*have), by_guid))
 			return err_set(e, -EINVAL, "%s: %s `%s`: no such reservation or device",
-			               who(owner, a, sizeof(a)), what, guid_format(&want[i], g));
+			               who(owner, a, sizeof(a)), what, save_guid_text(&want[i], g));
 	return 0;
 }
 
@@ -368,9 +368,7 @@ static int decode_tree(struct run *r, const pb_envelope *m, struct envelope_save
 	if (!out->pods)
 		return d->e->code;
 	for (size_t i = 0; i < m->n_pods; i++) {
-		char label[48];
-		snprintf(label, sizeof(label), "pods[%zu]", i);
-		if (pod_save_from_any(d, m->pods[i], label, &out->pods[out->n_pods]) < 0) {
+		if (pod_save_from_any(d, m->pods[i], i, &out->pods[out->n_pods]) < 0) {
 			child_failed(r);
 			if (!keep_going || d->over || d->e->code == -E2BIG)
 				return -1;

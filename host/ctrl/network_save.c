@@ -49,7 +49,7 @@ int network_save_encode(const struct network_save *s, Google__Protobuf__Any *out
 		bs[i].mac_address = ep->mac_address;
 		bs[i].endpoint_name = ep->endpoint_name;
 		hcsshim__controller__network__save__v1__payload__vm_endpoints_entry__init(&ents[i]);
-		ents[i].key = guid_format(&ep->nic_id, keys[i]);
+		ents[i].key = save_guid_text(&ep->nic_id, keys[i]);
 		ents[i].value = &bs[i];
 		ptrs[i] = &ents[i];
 	}

@@ -95,7 +95,7 @@ int plan9_save_encode(const struct plan9_save *s, Google__Protobuf__Any *out, st
 		res[i].host_path = s->reservations[i].host_path;
 		res[i].name = s->reservations[i].name;
 		ferry__controller__plan9__save__v1__payload__reservations_entry__init(&rents[i]);
-		rents[i].key = guid_format(&s->reservations[i].id, keys[i]);
+		rents[i].key = save_guid_text(&s->reservations[i].id, keys[i]);
 		rents[i].value = &res[i];
 		rptrs[i] = &rents[i];
 	}

@@ -2,7 +2,6 @@
 #include "host/ctrl/pod_save.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,30 +85,30 @@ static int decode_fields(struct save_dec *d, const pb_pod *m, struct pod_save *o
 	if (!out->containers)
 		return d->e->code;
 	for (size_t i = 0; i < m->n_containers; i++) {
-		char label[48];
-		snprintf(label, sizeof(label), "containers[%zu]", i);
 		struct container_save *c = &out->containers[out->n_containers];
-		if (container_save_from_any(d, m->containers[i], label, c) < 0)
+		if (container_save_from_any(d, m->containers[i], i, c) < 0)
 			return d->e->code;
 		out->n_containers++;
-		for (size_t j = 0; j + 1 < out->n_containers; j++)
-			if (strcmp(out->containers[j].container_id, c->container_id) == 0)
-				return err_set(d->e, -EINVAL, "container `%.200s` twice",
-				               c->container_id);
 	}
-	return 0;
+	char **ids = xcalloc(out->n_containers + 1, sizeof(*ids));
+	for (size_t i = 0; i < out->n_containers; i++)
+		ids[i] = out->containers[i].container_id;
+	int rc = save_check_unique(d, "container", ids, out->n_containers, false);
+	free(ids);
+	return rc;
 }
 
-int pod_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, const char *label,
+int pod_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, size_t idx,
                       struct pod_save *out)
 {
 	memset(out, 0, sizeof(*out));
-	pb_pod *m = (pb_pod *)save_unpack(d, SAVE_POD, any, label);
-	if (!m)
-		return d->e->code;
-	int rc = save_check_id(d, "pod_id", m->pod_id);
+	pb_pod *m = (pb_pod *)save_unpack(d, SAVE_POD, any, NULL);
+	int rc = m ? save_check_id(d, "pod_id", m->pod_id) : d->e->code;
 	if (rc < 0) {
-		err_prefix(d->e, "%s", label);
+		if (idx == SIZE_MAX)
+			err_prefix(d->e, "pod");
+		else
+			err_prefix(d->e, "pods[%zu]", idx);
 	} else {
 		if (!(out->pod_id = save_strdup(d, m->pod_id)))
 			rc = d->e->code;
@@ -126,5 +125,5 @@ int pod_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, cons
 
 int pod_save_decode(const Google__Protobuf__Any *any, struct pod_save *out, struct err *e)
 {
-	return SAVE_DECODE_TOP(pod_save_from_any, any, "pod", out, e);
+	return SAVE_DECODE_TOP(pod_save_from_any, any, SIZE_MAX, out, e);
 }

@@ -30,9 +30,9 @@ int pod_save_encode(const struct pod_save *s, Google__Protobuf__Any *out, struct
 /* Checks of the pod itself (ids, network present, no container id twice) and of every
  * child.  On failure *out is left as it was. */
 int pod_save_decode(const Google__Protobuf__Any *any, struct pod_save *out, struct err *e);
-/* For the envelope: `label` names it in errors until its pod_id is known.  On failure *out
- * is zeroed. */
-int pod_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, const char *label,
+/* For the envelope: `idx`, its index in the envelope (SIZE_MAX: none), names it in errors
+ * until its pod_id is known.  On failure *out is zeroed. */
+int pod_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, size_t idx,
                       struct pod_save *out);
 
 #endif

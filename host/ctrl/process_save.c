@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -156,26 +155,29 @@ static int decode_fields(struct save_dec *d, const pb_process *m, struct process
 	return 0;
 }
 
+/* Name a process in an error: by its exec id once known, else by its map key. */
+static int name_process(struct save_dec *d, const char *id)
+{
+	if (!id)
+		return err_prefix(d->e, "process");
+	if (!*id)
+		return err_prefix(d->e, "init process");
+	return err_prefix(d->e, "process `%.200s`", id);
+}
+
 int process_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, const char *key,
                           struct process_save *out)
 {
 	memset(out, 0, sizeof(*out));
-	char label[240];
-	if (!key)
-		snprintf(label, sizeof(label), "process");
-	else if (!*key)
-		snprintf(label, sizeof(label), "init process");
-	else
-		snprintf(label, sizeof(label), "process `%.200s`", key);
 	if (d->n_processes >= d->lim->max_processes) {
 		save_check_count(d, "processes in the envelope", d->n_processes + 1,
 		                 d->lim->max_processes);
-		return err_prefix(d->e, "%s", label);
+		return name_process(d, key);
 	}
 	d->n_processes++;
-	pb_process *m = (pb_process *)save_unpack(d, SAVE_PROCESS, any, label);
+	pb_process *m = (pb_process *)save_unpack(d, SAVE_PROCESS, any, NULL);
 	if (!m)
-		return d->e->code;
+		return name_process(d, key);
 	int rc = 0;
 	const char *id = m->exec_id ? m->exec_id : "";
 	if (key && strcmp(key, id) != 0)
@@ -185,10 +187,7 @@ int process_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, 
 	else
 		rc = decode_fields(d, m, out);
 	if (rc < 0) {
-		if (*id)
-			err_prefix(d->e, "process `%.200s`", id);
-		else
-			err_prefix(d->e, "init process");
+		name_process(d, id);
 		process_save_fini(out);
 	}
 	save_msg_free(d, m);

@@ -332,9 +332,10 @@ static int wire_check(struct save_dec *d, const ProtobufCMessageDescriptor *desc
 			               num, at);
 		const ProtobufCFieldDescriptor *f =
 		    protobuf_c_message_descriptor_get_field(desc, (unsigned)num);
-		char unk[32];
-		snprintf(unk, sizeof(unk), "field %" PRIu64, num);
+		char unk[32] = "";
 		const char *name = f ? f->name : unk;
+		if (!f)
+			snprintf(unk, sizeof(unk), "field %" PRIu64, num);
 		if (f && wt != wire_type_of(f->type) &&
 		    !(wt == 2 && f->label == PROTOBUF_C_LABEL_REPEATED))
 			return err_set(d->e, -EBADMSG, "%s: wire type %d, want %d (byte %zu)", name,
@@ -394,18 +395,18 @@ ProtobufCMessage *save_unpack(struct save_dec *d, enum save_kind want,
 {
 	const struct save_type *t = &save_types[want];
 	const char *url = any->type_url ? any->type_url : "";
+	ProtobufCMessage *m = NULL;
 	if (strcmp(url, t->type_url) != 0) {
 		const struct save_type *other = save_type_by_url(url);
 		if (other)
-			err_set(d->e, -EINVAL, "%s: holds a %s payload (%s), want %s", slot,
-			        other->name, url, t->type_url);
-		else
-			err_set(d->e, -EINVAL, "%s: type_url `%.200s`, want %s", slot, url,
+			err_set(d->e, -EINVAL, "holds a %s payload (%s), want %s", other->name, url,
 			        t->type_url);
-		return NULL;
+		else
+			err_set(d->e, -EINVAL, "type_url `%.200s`, want %s", url, t->type_url);
+	} else {
+		m = unpack_checked(d, t->desc, any->value.data, any->value.len);
 	}
-	ProtobufCMessage *m = unpack_checked(d, t->desc, any->value.data, any->value.len);
-	if (!m)
+	if (!m && slot)
 		err_prefix(d->e, "%s", slot);
 	return m;
 }
@@ -516,15 +517,31 @@ int save_timestamp_ns(struct save_dec *d, const char *field, const Google__Proto
 	return 0;
 }
 
+static int by_string(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int by_string_nocase(const void *a, const void *b)
+{
+	return strcasecmp(*(char *const *)a, *(char *const *)b);
+}
+
 int save_check_unique(struct save_dec *d, const char *what, char *const *ids, size_t n, bool guid)
 {
-	/* Lists are capped at a few thousand; a quadratic scan stays in the microseconds for
-	 * the usual handful and in the milliseconds at the cap. */
-	for (size_t i = 1; i < n; i++)
-		for (size_t j = 0; j < i; j++)
-			if (guid ? strcasecmp(ids[i], ids[j]) == 0 : strcmp(ids[i], ids[j]) == 0)
-				return err_set(d->e, -EINVAL, "%s `%.200s` twice", what, ids[i]);
-	return 0;
+	if (n < 2)
+		return 0;
+	/* Sorted, so that thousands of ids cost n log n. */
+	char **v = xmalloc(n * sizeof(*v));
+	memcpy(v, ids, n * sizeof(*v));
+	int (*cmp)(const void *, const void *) = guid ? by_string_nocase : by_string;
+	qsort(v, n, sizeof(*v), cmp);
+	int rc = 0;
+	for (size_t i = 1; i < n && rc == 0; i++)
+		if (cmp(&v[i], &v[i - 1]) == 0)
+			rc = err_set(d->e, -EINVAL, "%s `%.200s` twice", what, v[i]);
+	free(v);
+	return rc;
 }
 
 int save_guids(struct save_dec *d, const char *field, char *const *in, size_t n, struct guid **out)
@@ -583,6 +600,29 @@ void save_strings_free(char **v, size_t n)
 
 /* ---- encoding ---- */
 
+char *save_guid_text(const struct guid *g, char *out)
+{
+	/* guid_format's output without printf: encoders write thousands of them. */
+	static const char hex[] = "0123456789abcdef";
+	uint8_t b[16];
+	for (int i = 0; i < 4; i++)
+		b[i] = (uint8_t)(g->data1 >> (24 - 8 * i));
+	b[4] = (uint8_t)(g->data2 >> 8);
+	b[5] = (uint8_t)g->data2;
+	b[6] = (uint8_t)(g->data3 >> 8);
+	b[7] = (uint8_t)g->data3;
+	memcpy(b + 8, g->data4, 8);
+	char *o = out;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*o++ = '-';
+		*o++ = hex[b[i] >> 4];
+		*o++ = hex[b[i] & 15];
+	}
+	*o = '\0';
+	return out;
+}
+
 char **save_guid_texts(const struct guid *g, size_t n)
 {
 	if (n == 0)
@@ -590,7 +630,7 @@ char **save_guid_texts(const struct guid *g, size_t n)
 	char **v = xmalloc(n * (sizeof(char *) + GUID_STR_LEN + 1));
 	char *text = (char *)(v + n);
 	for (size_t i = 0; i < n; i++)
-		v[i] = guid_format(&g[i], text + i * (GUID_STR_LEN + 1));
+		v[i] = save_guid_text(&g[i], text + i * (GUID_STR_LEN + 1));
 	return v;
 }
 

@@ -99,7 +99,8 @@ struct save_dec {
 void save_dec_init(struct save_dec *d, const struct save_limits *lim, struct err *e);
 
 /* Check and unpack the child payload `any` (non-NULL) of kind `want` held in the slot
- * `slot` (a field name or label for messages): exact type URL ("a pod payload in the vm
+ * `slot` (a field name or label that prefixes errors; NULL: the caller names it): exact
+ * type URL ("a pod payload in the vm
  * slot" when it is another known kind), size, wire format, then protobuf-c with the
  * counting allocator.  Returns the message (free with save_msg_free) or NULL with d->e. */
 ProtobufCMessage *save_unpack(struct save_dec *d, enum save_kind want,
@@ -160,6 +161,9 @@ bool save_utf8_ok(const uint8_t *p, size_t n, size_t *bad);
  * packed bytes (malloc'd).  -E2BIG when larger than save_default_limits.max_bytes. */
 int save_pack(enum save_kind k, const ProtobufCMessage *m, Google__Protobuf__Any *out,
               struct err *e);
+/* The text form hcsshim writes (lower-case, as guid_format) into out (GUID_STR_LEN + 1
+ * bytes); returns out. */
+char *save_guid_text(const struct guid *g, char *out);
 /* The text forms of n GUIDs (lower-case, as hcsshim writes them) as an array of strings in
  * one allocation: free() it.  NULL when n is 0. */
 char **save_guid_texts(const struct guid *g, size_t n);

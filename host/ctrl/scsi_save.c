@@ -142,7 +142,7 @@ int scsi_save_encode(const struct scsi_save *s, Google__Protobuf__Any *out, stru
 		res[i].slot = r->slot;
 		res[i].partition = r->partition;
 		hcsshim__controller__scsi__save__v1__payload__reservations_entry__init(&rents[i]);
-		rents[i].key = guid_format(&r->id, text[i]);
+		rents[i].key = save_guid_text(&r->id, text[i]);
 		rents[i].value = &res[i];
 		rptrs[i] = &rents[i];
 	}
@@ -230,7 +230,13 @@ static int decode_disk(struct save_dec *d, const pb_disk *pd, struct scsi_disk_s
 	return 0;
 }
 
-static int decode_disks(struct save_dec *d, const pb_scsi *m, struct scsi_save *out)
+/* Occupied slots, one bit each (at most max_scsi_ctrl * 64). */
+static bool slot_used(const uint8_t *bits, uint32_t slot)
+{
+	return bits[slot / 8] >> (slot % 8) & 1;
+}
+
+static int decode_disks(struct save_dec *d, const pb_scsi *m, uint8_t *used, struct scsi_save *out)
 {
 	uint64_t slots = (uint64_t)m->num_controllers * SAVE_LUNS_PER_CONTROLLER;
 	if (save_check_count(d, "disks", m->n_disks, slots) < 0)
@@ -248,29 +254,36 @@ static int decode_disks(struct save_dec *d, const pb_scsi *m, struct scsi_save *
 			               " out of range (num_controllers %" PRIu32
 			               ": slots 0..%" PRIu64 ")",
 			               de->key, m->num_controllers, slots - 1);
-		for (size_t j = 0; j + 1 < out->n_disks; j++)
-			if (out->disks[j].slot == de->key)
-				return err_set(d->e, -EINVAL, "disk slot %" PRIu32 " twice",
-				               de->key);
+		if (slot_used(used, de->key))
+			return err_set(d->e, -EINVAL, "disk slot %" PRIu32 " twice", de->key);
+		used[de->key / 8] |= (uint8_t)(1u << (de->key % 8));
 		if (!de->value)
 			return err_set(d->e, -EINVAL, "disk slot %" PRIu32 " has no state",
 			               de->key);
 		if (decode_disk(d, de->value, dk) < 0)
 			return err_prefix(d->e, "disk slot %" PRIu32, de->key);
-		for (size_t j = 0; j + 1 < out->n_disks; j++)
-			if (dk->host_path && *dk->host_path && out->disks[j].host_path &&
-			    strcmp(out->disks[j].host_path, dk->host_path) == 0)
-				return err_set(d->e, -EINVAL,
-				               "disk slot %" PRIu32
-				               ": host_path `%.200s` is also slot "
-				               "%" PRIu32,
-				               de->key, dk->host_path, out->disks[j].slot);
 	}
-	return 0;
+	/* The controller indexes disks by host path: no path on two slots. */
+	char **paths = xcalloc(out->n_disks + 1, sizeof(*paths));
+	size_t np = 0;
+	for (size_t i = 0; i < out->n_disks; i++)
+		if (out->disks[i].host_path && *out->disks[i].host_path)
+			paths[np++] = out->disks[i].host_path;
+	int rc = save_check_unique(d, "disk host_path", paths, np, false);
+	free(paths);
+	return rc;
 }
 
-static int decode_reservations(struct save_dec *d, const pb_scsi *m, struct scsi_save *out)
+static int by_reservation_id(const void *a, const void *b)
 {
+	return memcmp(&((const struct scsi_reservation_save *)a)->id,
+	              &((const struct scsi_reservation_save *)b)->id, sizeof(struct guid));
+}
+
+static int decode_reservations(struct save_dec *d, const pb_scsi *m, const uint8_t *used,
+                               struct scsi_save *out)
+{
+	uint64_t slots = (uint64_t)out->num_controllers * SAVE_LUNS_PER_CONTROLLER;
 	if (save_check_count(d, "reservations", m->n_reservations, d->lim->max_items) < 0)
 		return d->e->code;
 	out->reservations = save_calloc(d, m->n_reservations, sizeof(*out->reservations));
@@ -281,22 +294,30 @@ static int decode_reservations(struct save_dec *d, const pb_scsi *m, struct scsi
 		struct scsi_reservation_save *r = &out->reservations[i];
 		if (save_check_guid(d, "reservations key", re->key, &r->id) < 0)
 			return d->e->code;
-		if (scsi_save_reservation(out, &r->id) != NULL)
-			return err_set(d->e, -EINVAL, "reservation `%s` twice", re->key);
 		if (!re->value)
 			return err_set(d->e, -EINVAL, "reservation `%s` has no slot", re->key);
 		r->slot = re->value->slot;
 		r->partition = re->value->partition;
-		bool occupied = false;
-		for (size_t j = 0; j < out->n_disks; j++)
-			occupied |= out->disks[j].slot == r->slot;
-		if (!occupied)
+		if (r->slot >= slots || !slot_used(used, r->slot))
 			return err_set(d->e, -EINVAL,
 			               "reservation `%s`: slot %" PRIu32 " has no disk", re->key,
 			               r->slot);
 		out->n_reservations++;
 	}
-	return 0;
+	/* No GUID twice: sorted copy, neighbours compared. */
+	size_t n = out->n_reservations;
+	struct scsi_reservation_save *v = xcalloc(n + 1, sizeof(*v));
+	memcpy(v, out->reservations, n * sizeof(*v));
+	qsort(v, n, sizeof(*v), by_reservation_id);
+	int rc = 0;
+	for (size_t i = 1; i < n && rc == 0; i++)
+		if (guid_equal(&v[i].id, &v[i - 1].id)) {
+			char g[GUID_STR_LEN + 1];
+			rc = err_set(d->e, -EINVAL, "reservation `%s` twice",
+			             save_guid_text(&v[i].id, g));
+		}
+	free(v);
+	return rc;
 }
 
 static int decode_fields(struct save_dec *d, const pb_scsi *m, struct scsi_save *out)
@@ -307,9 +328,15 @@ static int decode_fields(struct save_dec *d, const pb_scsi *m, struct scsi_save 
 		return err_set(d->e, -E2BIG, "num_controllers %" PRIu32 ", limit %" PRIu32,
 		               m->num_controllers, d->lim->max_scsi_ctrl);
 	out->num_controllers = m->num_controllers;
-	if (decode_disks(d, m, out) < 0)
+	uint8_t *used =
+	    save_calloc(d, (size_t)m->num_controllers * SAVE_LUNS_PER_CONTROLLER / 8 + 1, 1);
+	if (!used)
 		return d->e->code;
-	return decode_reservations(d, m, out);
+	int rc = decode_disks(d, m, used, out);
+	if (rc == 0)
+		rc = decode_reservations(d, m, used, out);
+	free(used);
+	return rc;
 }
 
 int scsi_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, const char *label,

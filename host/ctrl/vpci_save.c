@@ -50,7 +50,7 @@ int vpci_save_encode(const struct vpci_save *s, Google__Protobuf__Any *out, stru
 		devs[i].stage = (Ferry__Controller__Vpci__Save__V1__Stage)v->stage;
 		devs[i].ref_count = v->ref_count;
 		ferry__controller__vpci__save__v1__payload__devices_entry__init(&ents[i]);
-		ents[i].key = guid_format(&v->vmbus_id, keys[i]);
+		ents[i].key = save_guid_text(&v->vmbus_id, keys[i]);
 		ents[i].value = &devs[i];
 		ptrs[i] = &ents[i];
 	}
