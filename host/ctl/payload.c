@@ -27,6 +27,7 @@
 struct printer {
 	FILE *out;
 	struct save_dec *d;
+	size_t fields; /* fields printed so far, to mark an empty message */
 };
 
 static void indent(struct printer *pr, int level)
@@ -189,7 +190,7 @@ static bool put_wkt(FILE *out, const ProtobufCMessage *m)
 {
 	if (m->descriptor == &google__protobuf__duration__descriptor) {
 		const Google__Protobuf__Duration *d = (const void *)m;
-		fprintf(out, " %" PRId64 ".%09" PRId32 "s\n", d->seconds, d->nanos);
+		fprintf(out, ": %" PRId64 ".%09" PRId32 "s\n", d->seconds, d->nanos);
 		return true;
 	}
 	if (m->descriptor == &google__protobuf__timestamp__descriptor) {
@@ -199,7 +200,7 @@ static bool put_wkt(FILE *out, const ProtobufCMessage *m)
 		char when[64] = "?";
 		if (gmtime_r(&s, &tm))
 			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-		fprintf(out, " %s.%09" PRId32 "Z\n", when, t->nanos);
+		fprintf(out, ": %s.%09" PRId32 "Z\n", when, t->nanos);
 		return true;
 	}
 	return false;
@@ -209,6 +210,7 @@ static bool put_wkt(FILE *out, const ProtobufCMessage *m)
 static void print_value(struct printer *pr, const ProtobufCFieldDescriptor *f, const void *p,
                         int level, int depth)
 {
+	pr->fields++;
 	if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
 		const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)p;
 		if (!sub) {
@@ -218,7 +220,12 @@ static void print_value(struct printer *pr, const ProtobufCFieldDescriptor *f, c
 			print_any(pr, (const Google__Protobuf__Any *)sub, level + 1, depth);
 		} else if (!put_wkt(pr->out, sub)) {
 			fputs(":\n", pr->out);
+			size_t before = pr->fields;
 			print_message(pr, sub, level + 1, depth);
+			if (pr->fields == before) {
+				indent(pr, level + 1);
+				fputs("(every field zero)\n", pr->out);
+			}
 		}
 		return;
 	}

@@ -2,6 +2,7 @@
 #include "tests/lib/payload_sample.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bridge/proto.h"
@@ -270,4 +271,21 @@ void payload_sample_build(struct envelope_save *s, size_t n_pods, size_t contain
 		for (size_t j = 0; j < containers_per_pod; j++)
 			build_container(&pod->containers[j], p * containers_per_pod + j);
 	}
+}
+
+void *payload_sample_unpack(const Google__Protobuf__Any *a, enum save_kind k)
+{
+	void *m = protobuf_c_message_unpack(save_types[k].desc, NULL, a->value.len, a->value.data);
+	if (!m)
+		abort();
+	return m;
+}
+
+void payload_sample_repack(Google__Protobuf__Any *a, void *m)
+{
+	free(a->value.data);
+	a->value.len = protobuf_c_message_get_packed_size(m);
+	a->value.data = xmalloc(a->value.len + 1);
+	protobuf_c_message_pack(m, a->value.data);
+	protobuf_c_message_free_unpacked(m, NULL);
 }

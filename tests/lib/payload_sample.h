@@ -17,6 +17,12 @@
  * containers_per_pod containers each. */
 void payload_sample_build(struct envelope_save *s, size_t n_pods, size_t containers_per_pod);
 
+/* For tests that break payloads on the wire: the child payload in `a` as a message of kind
+ * k (protobuf-c's default allocator; aborts on bytes that do not unpack), and m packed back
+ * into a (m is freed). */
+void *payload_sample_unpack(const Google__Protobuf__Any *a, enum save_kind k);
+void payload_sample_repack(Google__Protobuf__Any *a, void *m);
+
 /* The OCI process spec of the sample's exec processes (JSON text). */
 extern const char payload_sample_spec[];
 

@@ -64,24 +64,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* The child payload in `a` as a message of kind k (protobuf-c's default allocator). */
-static void *unpack(const Google__Protobuf__Any *a, enum save_kind k)
-{
-	void *m = protobuf_c_message_unpack(save_types[k].desc, NULL, a->value.len, a->value.data);
-	assert_non_null(m);
-	return m;
-}
-
-/* Put m back into a and free m. */
-static void repack(Google__Protobuf__Any *a, void *m)
-{
-	free(a->value.data);
-	a->value.len = protobuf_c_message_get_packed_size(m);
-	a->value.data = xmalloc(a->value.len + 1);
-	protobuf_c_message_pack(m, a->value.data);
-	protobuf_c_message_free_unpacked(m, NULL);
-}
-
 /* Decode and expect failure with code `code` and a message equal to `msg` (or containing
  * it, when `exact` is false); the caller's envelope must be untouched. */
 static void expect_fail_any(struct fx *f, const Google__Protobuf__Any *a, int code, const char *msg,
@@ -106,22 +88,22 @@ static void expect_fail(struct fx *f, int code, const char *msg)
 /* Edit container c of pod p through fn, and put everything back. */
 static void edit_container(struct fx *f, size_t p, size_t c, void (*fn)(pb_container *))
 {
-	pb_envelope *env = unpack(&f->top, SAVE_ENVELOPE);
-	pb_pod *pod = unpack(env->pods[p], SAVE_POD);
-	pb_container *ct = unpack(pod->containers[c], SAVE_CONTAINER);
+	pb_envelope *env = payload_sample_unpack(&f->top, SAVE_ENVELOPE);
+	pb_pod *pod = payload_sample_unpack(env->pods[p], SAVE_POD);
+	pb_container *ct = payload_sample_unpack(pod->containers[c], SAVE_CONTAINER);
 	fn(ct);
-	repack(pod->containers[c], ct);
-	repack(env->pods[p], pod);
-	repack(&f->top, env);
+	payload_sample_repack(pod->containers[c], ct);
+	payload_sample_repack(env->pods[p], pod);
+	payload_sample_repack(&f->top, env);
 }
 
 static void edit_vm(struct fx *f, void (*fn)(pb_vm *))
 {
-	pb_envelope *env = unpack(&f->top, SAVE_ENVELOPE);
-	pb_vm *vm = unpack(env->vm, SAVE_VM);
+	pb_envelope *env = payload_sample_unpack(&f->top, SAVE_ENVELOPE);
+	pb_vm *vm = payload_sample_unpack(env->vm, SAVE_VM);
 	fn(vm);
-	repack(env->vm, vm);
-	repack(&f->top, env);
+	payload_sample_repack(env->vm, vm);
+	payload_sample_repack(&f->top, env);
 }
 
 /* ---- the cases the issue names ---- */
@@ -160,7 +142,7 @@ static void test_wrong_type_url(void **state)
 	struct fx *f = *state;
 	/* The vm slot holding a type URL of another schema (the string is ours until the message
 	 * is freed, so the original is put back first). */
-	pb_envelope *env = unpack(&f->top, SAVE_ENVELOPE);
+	pb_envelope *env = payload_sample_unpack(&f->top, SAVE_ENVELOPE);
 	char *keep = env->vm->type_url;
 	env->vm->type_url = "type.microsoft.com/hcsshim.controller.vm.save.v2.Payload";
 	Google__Protobuf__Any a = GOOGLE__PROTOBUF__ANY__INIT;
@@ -186,11 +168,11 @@ static void test_type_url_in_wrong_slot(void **state)
 {
 	struct fx *f = *state;
 	/* A pod payload where the vm belongs. */
-	pb_envelope *env = unpack(&f->top, SAVE_ENVELOPE);
+	pb_envelope *env = payload_sample_unpack(&f->top, SAVE_ENVELOPE);
 	Google__Protobuf__Any *vm = env->vm;
 	env->vm = env->pods[0];
 	env->pods[0] = vm;
-	repack(&f->top, env);
+	payload_sample_repack(&f->top, env);
 	expect_fail(f, -EINVAL,
 	            "import vm: holds a pod payload "
 	            "(type.microsoft.com/hcsshim.controller.pod.save.v1.Payload), want "
@@ -212,22 +194,22 @@ static void test_schema_99(void **state)
 static void test_missing_vm(void **state)
 {
 	struct fx *f = *state;
-	pb_envelope *env = unpack(&f->top, SAVE_ENVELOPE);
+	pb_envelope *env = payload_sample_unpack(&f->top, SAVE_ENVELOPE);
 	protobuf_c_message_free_unpacked(&env->vm->base, NULL);
 	env->vm = NULL;
-	repack(&f->top, env);
+	payload_sample_repack(&f->top, env);
 	expect_fail(f, -EINVAL, "import: vm missing");
 }
 
 static void test_missing_network(void **state)
 {
 	struct fx *f = *state;
-	pb_envelope *env = unpack(&f->top, SAVE_ENVELOPE);
-	pb_pod *pod = unpack(env->pods[0], SAVE_POD);
+	pb_envelope *env = payload_sample_unpack(&f->top, SAVE_ENVELOPE);
+	pb_pod *pod = payload_sample_unpack(env->pods[0], SAVE_POD);
 	protobuf_c_message_free_unpacked(&pod->network->base, NULL);
 	pod->network = NULL;
-	repack(env->pods[0], pod);
-	repack(&f->top, env);
+	payload_sample_repack(env->pods[0], pod);
+	payload_sample_repack(&f->top, env);
 	expect_fail(f, -EINVAL, "import pod `pod0`: network missing");
 }
 
@@ -263,9 +245,9 @@ static void test_malformed_guid(void **state)
 
 static void slot_300(pb_vm *vm)
 {
-	pb_scsi *s = unpack(vm->scsi, SAVE_SCSI);
+	pb_scsi *s = payload_sample_unpack(vm->scsi, SAVE_SCSI);
 	s->disks[5]->key = 300;
-	repack(vm->scsi, s);
+	payload_sample_repack(vm->scsi, s);
 }
 
 static void test_slot_out_of_range(void **state)
@@ -303,14 +285,14 @@ static void test_duplicate_container(void **state)
 
 static void empty_nic_key(struct fx *f)
 {
-	pb_envelope *env = unpack(&f->top, SAVE_ENVELOPE);
-	pb_pod *pod = unpack(env->pods[1], SAVE_POD);
-	pb_network *n = unpack(pod->network, SAVE_NETWORK);
+	pb_envelope *env = payload_sample_unpack(&f->top, SAVE_ENVELOPE);
+	pb_pod *pod = payload_sample_unpack(env->pods[1], SAVE_POD);
+	pb_network *n = payload_sample_unpack(pod->network, SAVE_NETWORK);
 	free(n->vm_endpoints[0]->key);
 	n->vm_endpoints[0]->key = xstrdup("");
-	repack(pod->network, n);
-	repack(env->pods[1], pod);
-	repack(&f->top, env);
+	payload_sample_repack(pod->network, n);
+	payload_sample_repack(env->pods[1], pod);
+	payload_sample_repack(&f->top, env);
 }
 
 static void test_empty_nic_key(void **state)
@@ -323,31 +305,31 @@ static void test_empty_nic_key(void **state)
 /* Replace the exec process's payload of container c of pod p through fn. */
 static void edit_exec(struct fx *f, size_t p, size_t c, void (*fn)(Google__Protobuf__Any *))
 {
-	pb_envelope *env = unpack(&f->top, SAVE_ENVELOPE);
-	pb_pod *pod = unpack(env->pods[p], SAVE_POD);
-	pb_container *ct = unpack(pod->containers[c], SAVE_CONTAINER);
+	pb_envelope *env = payload_sample_unpack(&f->top, SAVE_ENVELOPE);
+	pb_pod *pod = payload_sample_unpack(env->pods[p], SAVE_POD);
+	pb_container *ct = payload_sample_unpack(pod->containers[c], SAVE_CONTAINER);
 	fn(ct->processes[1]->value);
-	repack(pod->containers[c], ct);
-	repack(env->pods[p], pod);
-	repack(&f->top, env);
+	payload_sample_repack(pod->containers[c], ct);
+	payload_sample_repack(env->pods[p], pod);
+	payload_sample_repack(&f->top, env);
 }
 
 static void spec_array(Google__Protobuf__Any *a)
 {
-	pb_process *pr = unpack(a, SAVE_PROCESS);
+	pb_process *pr = payload_sample_unpack(a, SAVE_PROCESS);
 	free(pr->oci_process_spec_json.data);
 	pr->oci_process_spec_json.data = (uint8_t *)xstrdup("[1, 2]");
 	pr->oci_process_spec_json.len = 6;
-	repack(a, pr);
+	payload_sample_repack(a, pr);
 }
 
 static void spec_bad_json(Google__Protobuf__Any *a)
 {
-	pb_process *pr = unpack(a, SAVE_PROCESS);
+	pb_process *pr = payload_sample_unpack(a, SAVE_PROCESS);
 	free(pr->oci_process_spec_json.data);
 	pr->oci_process_spec_json.data = (uint8_t *)xstrdup("{\"args\": [\"a\",]}");
 	pr->oci_process_spec_json.len = 16;
-	repack(a, pr);
+	payload_sample_repack(a, pr);
 }
 
 static void test_spec_not_an_object(void **state)
@@ -427,14 +409,14 @@ static void test_nul_in_string(void **state)
 	struct fx *f = *state;
 	edit_container(f, 0, 0, nul_in_id);
 	/* gcs-c0 -> gcs\0c0 in the packed bytes of the container (unique in the envelope). */
-	pb_envelope *env = unpack(&f->top, SAVE_ENVELOPE);
-	pb_pod *pod = unpack(env->pods[0], SAVE_POD);
+	pb_envelope *env = payload_sample_unpack(&f->top, SAVE_ENVELOPE);
+	pb_pod *pod = payload_sample_unpack(env->pods[0], SAVE_POD);
 	ProtobufCBinaryData *v = &pod->containers[0]->value;
 	uint8_t *hit = memmem(v->data, v->len, "gcs-c0", 6);
 	assert_non_null(hit);
 	hit[3] = 0;
-	repack(env->pods[0], pod);
-	repack(&f->top, env);
+	payload_sample_repack(env->pods[0], pod);
+	payload_sample_repack(&f->top, env);
 	expect_fail_any(f, &f->top, -EBADMSG, "containers[0]: gcs_container_id: NUL byte at 3",
 	                false);
 }
