@@ -4,8 +4,10 @@
  * limit bounds (jansson's allocations are process-global).  The check accepts exactly the
  * texts jansson's json_loadb(..., JSON_DECODE_ANY) accepts (RFC 8259; no NUL character,
  * no lone surrogate, integers within int64, reals without overflow; duplicate keys
- * allowed), except that a number longer than SAVE_JSON_MAX_NUMBER characters is refused;
- * nesting is limited to SAVE_JSON_MAX_DEPTH, as jansson's.  The controller that applies
+ * allowed), except that it refuses a number longer than SAVE_JSON_MAX_NUMBER characters
+ * and any raw NUL byte (jansson skips one after a number or a literal, so that it loads
+ * {"a":0<NUL>}; Go's encoding/json refuses it); nesting is limited to SAVE_JSON_MAX_DEPTH,
+ * as jansson's.  The controller that applies
  * the state parses the document later. */
 #ifndef FERRY_HOST_CTRL_SAVE_JSON_H
 #define FERRY_HOST_CTRL_SAVE_JSON_H

@@ -122,6 +122,10 @@ static void test_refuses(void **state)
 		expect(bad[i], -1);
 	expect_n("{\"a\":\"b\0c\"}", 11, -1); /* a raw NUL */
 	expect_n("{}\0", 3, -1);
+	/* jansson skips a raw NUL after a number; the scan refuses it (save_json.h). */
+	struct save_json_error je;
+	assert_int_equal(save_json_scan((const uint8_t *)"{\"a\":0\0}", 8, &je), -1);
+	assert_int_equal(jansson_type("{\"a\":0\0}", 8), SAVE_JSON_OBJECT);
 }
 
 static void test_depth(void **state)
