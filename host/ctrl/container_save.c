@@ -37,6 +37,14 @@ void container_save_fini(struct container_save *s)
 
 /* ---- encoding ---- */
 
+/* The layers message with its reservations, alive while the payload packs. */
+struct layers_tmp {
+	pb_layers layers;
+	pb_layer scratch;
+	char scratch_text[GUID_STR_LEN + 1];
+	struct save_map ro; /* LayerReservation messages and their GUID texts */
+};
+
 static void layer_to_pb(const struct container_layer_save *l, pb_layer *out, char *text)
 {
 	hcsshim__controller__linuxcontainer__save__v1__layer_reservation__init(out);
@@ -44,28 +52,15 @@ static void layer_to_pb(const struct container_layer_save *l, pb_layer *out, cha
 	out->guest_path = l->guest_path;
 }
 
-/* The scratch layer, the ro layers and their GUID texts, alive while the payload packs. */
-struct layers_tmp {
-	pb_layers layers;
-	pb_layer scratch;
-	char scratch_text[GUID_STR_LEN + 1];
-	pb_layer *ro;
-	pb_layer **ro_ptrs;
-	char (*ro_text)[GUID_STR_LEN + 1];
-};
-
 static void layers_to_pb(const struct container_save *s, struct layers_tmp *t)
 {
 	hcsshim__controller__linuxcontainer__save__v1__layers__init(&t->layers);
-	t->ro = xcalloc(s->n_ro_layers + 1, sizeof(*t->ro));
-	t->ro_ptrs = xcalloc(s->n_ro_layers + 1, sizeof(*t->ro_ptrs));
-	t->ro_text = xcalloc(s->n_ro_layers + 1, sizeof(*t->ro_text));
-	for (size_t i = 0; i < s->n_ro_layers; i++) {
-		layer_to_pb(&s->ro_layers[i], &t->ro[i], t->ro_text[i]);
-		t->ro_ptrs[i] = &t->ro[i];
-	}
+	save_map_alloc(&t->ro, s->n_ro_layers, sizeof(pb_layer), 0);
+	pb_layer *ro = t->ro.ents;
+	for (size_t i = 0; i < s->n_ro_layers; i++)
+		layer_to_pb(&s->ro_layers[i], &ro[i], t->ro.keys[i]);
 	t->layers.n_ro_layers = s->n_ro_layers;
-	t->layers.ro_layers = t->ro_ptrs;
+	t->layers.ro_layers = (pb_layer **)t->ro.ptrs;
 	if (s->has_scratch) {
 		layer_to_pb(&s->scratch, &t->scratch, t->scratch_text);
 		t->layers.scratch = &t->scratch;
@@ -96,30 +91,26 @@ int container_save_encode(const struct container_save *s, Google__Protobuf__Any 
 	    save_guid_texts(s->plan9_reservations, s->n_plan9_reservations);
 	m.n_ferry_vpci_device_ids = s->n_vpci_devices;
 	m.ferry_vpci_device_ids = save_guid_texts(s->vpci_devices, s->n_vpci_devices);
-	pb_proc_entry *ents = xcalloc(s->n_procs + 1, sizeof(*ents));
-	pb_proc_entry **ptrs = xcalloc(s->n_procs + 1, sizeof(*ptrs));
-	Google__Protobuf__Any *anys = xcalloc(s->n_procs + 1, sizeof(*anys));
+	struct save_map pm;
+	save_map_alloc(&pm, s->n_procs, sizeof(pb_proc_entry), sizeof(Google__Protobuf__Any));
+	pb_proc_entry *ents = pm.ents;
+	Google__Protobuf__Any *anys = pm.vals;
 	int rc = 0;
 	for (size_t i = 0; i < s->n_procs && rc == 0; i++) {
 		hcsshim__controller__linuxcontainer__save__v1__payload__processes_entry__init(
 		    &ents[i]);
 		ents[i].key = s->procs[i].exec_id ? s->procs[i].exec_id : "";
 		ents[i].value = &anys[i];
-		ptrs[i] = &ents[i];
 		rc = process_save_encode(&s->procs[i], &anys[i], e);
 	}
 	m.n_processes = s->n_procs;
-	m.processes = ptrs;
+	m.processes = (pb_proc_entry **)pm.ptrs;
 	if (rc == 0)
 		rc = save_pack(SAVE_CONTAINER, &m.base, out, e);
 	else
 		err_prefix(e, "container `%s`", s->container_id);
-	save_anys_free(anys, s->n_procs);
-	free(ents);
-	free(ptrs);
-	free(lt.ro);
-	free(lt.ro_ptrs);
-	free(lt.ro_text);
+	save_map_free_anys(&pm, s->n_procs);
+	save_map_free(&lt.ro);
 	free(m.scsi_reservation_ids);
 	free(m.ferry_plan9_reservation_ids);
 	free(m.ferry_vpci_device_ids);
@@ -184,8 +175,12 @@ static int decode_processes(struct save_dec *d, const pb_container *m, struct co
 	return 0;
 }
 
-static int decode_fields(struct save_dec *d, const pb_container *m, struct container_save *out)
+static int decode_fields(struct save_dec *d, const ProtobufCMessage *msg, void *dst)
 {
+	const pb_container *m = (const pb_container *)msg;
+	struct container_save *out = dst;
+	if (!(out->container_id = save_strdup(d, m->container_id)))
+		return d->e->code;
 	if (save_check_schema(d, m->schema_version) < 0 ||
 	    save_check_id(d, "gcs_container_id", m->gcs_container_id) < 0 ||
 	    save_duration_ns(d, "io_retry_timeout", m->io_retry_timeout,
@@ -210,44 +205,33 @@ static int decode_fields(struct save_dec *d, const pb_container *m, struct conta
 	return decode_processes(d, m, out);
 }
 
-/* Name a container in an error: by its id once known, else by its index. */
-static int name_container(struct save_dec *d, const char *id, size_t idx)
+static void fini(void *s)
 {
-	if (id)
-		return err_prefix(d->e, "container `%.200s`", id);
-	if (idx == SIZE_MAX)
-		return err_prefix(d->e, "container");
-	return err_prefix(d->e, "containers[%zu]", idx);
+	container_save_fini(s);
 }
+
+static const struct save_child child = {
+    .kind = SAVE_CONTAINER,
+    .out_size = sizeof(struct container_save),
+    .id_field = "container_id",
+    .decode = decode_fields,
+    .fini = fini,
+};
 
 int container_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, size_t idx,
                             struct container_save *out)
 {
-	memset(out, 0, sizeof(*out));
+	const char *label = idx == SIZE_MAX ? "container" : "containers";
 	if (d->n_containers >= d->lim->max_containers) {
+		memset(out, 0, sizeof(*out));
 		save_check_count(d, "containers in the envelope", d->n_containers + 1,
 		                 d->lim->max_containers);
-		return name_container(d, NULL, idx);
+		if (idx == SIZE_MAX)
+			return err_prefix(d->e, "%s", label);
+		return err_prefix(d->e, "%s[%zu]", label, idx);
 	}
 	d->n_containers++;
-	pb_container *m = (pb_container *)save_unpack(d, SAVE_CONTAINER, any, NULL);
-	if (!m)
-		return name_container(d, NULL, idx);
-	int rc = save_check_id(d, "container_id", m->container_id);
-	if (rc < 0) {
-		name_container(d, NULL, idx);
-	} else {
-		if (!(out->container_id = save_strdup(d, m->container_id)))
-			rc = d->e->code;
-		else
-			rc = decode_fields(d, m, out);
-		if (rc < 0)
-			name_container(d, m->container_id, idx);
-	}
-	save_msg_free(d, m);
-	if (rc < 0)
-		container_save_fini(out);
-	return rc;
+	return save_decode_child(d, &child, any, label, idx, out);
 }
 
 int container_save_decode(const Google__Protobuf__Any *any, struct container_save *out,

@@ -54,18 +54,16 @@ int envelope_save_encode(const struct envelope_save *s, Google__Protobuf__Any *o
 	if (rc < 0)
 		return rc;
 	m.vm = &vm;
-	Google__Protobuf__Any *anys = xcalloc(s->n_pods + 1, sizeof(*anys));
-	Google__Protobuf__Any **ptrs = xcalloc(s->n_pods + 1, sizeof(*ptrs));
-	for (size_t i = 0; i < s->n_pods && rc == 0; i++) {
+	struct save_map pods;
+	save_map_alloc(&pods, s->n_pods, sizeof(Google__Protobuf__Any), 0);
+	Google__Protobuf__Any *anys = pods.ents;
+	for (size_t i = 0; i < s->n_pods && rc == 0; i++)
 		rc = pod_save_encode(&s->pods[i], &anys[i], e);
-		ptrs[i] = &anys[i];
-	}
 	m.n_pods = s->n_pods;
-	m.pods = ptrs;
+	m.pods = (Google__Protobuf__Any **)pods.ptrs;
 	if (rc == 0)
 		rc = save_pack(SAVE_ENVELOPE, &m.base, out, e);
-	save_anys_free(anys, s->n_pods);
-	free(ptrs);
+	save_map_free_anys(&pods, s->n_pods);
 	save_any_fini(&vm);
 	return rc;
 }

@@ -38,10 +38,10 @@ int network_save_encode(const struct network_save *s, Google__Protobuf__Any *out
 	m.policy_based_routing = s->policy_based_routing;
 	m.is_namespace_supported_by_guest = s->is_namespace_supported_by_guest;
 	size_t n = s->n_endpoints;
-	pb_ep_entry *ents = xcalloc(n + 1, sizeof(*ents));
-	pb_ep_entry **ptrs = xcalloc(n + 1, sizeof(*ptrs));
-	pb_binding *bs = xcalloc(n + 1, sizeof(*bs));
-	char(*keys)[GUID_STR_LEN + 1] = xcalloc(n + 1, sizeof(*keys));
+	struct save_map mp;
+	save_map_alloc(&mp, n, sizeof(pb_ep_entry), sizeof(pb_binding));
+	pb_ep_entry *ents = mp.ents;
+	pb_binding *bs = mp.vals;
 	for (size_t i = 0; i < n; i++) {
 		const struct network_endpoint_save *ep = &s->endpoints[i];
 		hcsshim__controller__network__save__v1__endpoint_binding__init(&bs[i]);
@@ -49,17 +49,13 @@ int network_save_encode(const struct network_save *s, Google__Protobuf__Any *out
 		bs[i].mac_address = ep->mac_address;
 		bs[i].endpoint_name = ep->endpoint_name;
 		hcsshim__controller__network__save__v1__payload__vm_endpoints_entry__init(&ents[i]);
-		ents[i].key = save_guid_text(&ep->nic_id, keys[i]);
+		ents[i].key = save_guid_text(&ep->nic_id, mp.keys[i]);
 		ents[i].value = &bs[i];
-		ptrs[i] = &ents[i];
 	}
 	m.n_vm_endpoints = n;
-	m.vm_endpoints = ptrs;
+	m.vm_endpoints = (pb_ep_entry **)mp.ptrs;
 	int rc = save_pack(SAVE_NETWORK, &m.base, out, e);
-	free(ents);
-	free(ptrs);
-	free(bs);
-	free(keys);
+	save_map_free(&mp);
 	return rc;
 }
 
@@ -80,8 +76,10 @@ static int decode_endpoint(struct save_dec *d, const pb_ep_entry *pe,
 	return 0;
 }
 
-static int decode_fields(struct save_dec *d, const pb_network *m, struct network_save *out)
+static int decode_fields(struct save_dec *d, const ProtobufCMessage *msg, void *dst)
 {
+	const pb_network *m = (const pb_network *)msg;
+	struct network_save *out = dst;
 	if (save_check_schema(d, m->schema_version) < 0)
 		return d->e->code;
 	out->policy_based_routing = m->policy_based_routing;
@@ -105,20 +103,22 @@ static int decode_fields(struct save_dec *d, const pb_network *m, struct network
 	return 0;
 }
 
+static void fini(void *s)
+{
+	network_save_fini(s);
+}
+
+static const struct save_child child = {
+    .kind = SAVE_NETWORK,
+    .out_size = sizeof(struct network_save),
+    .decode = decode_fields,
+    .fini = fini,
+};
+
 int network_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, const char *label,
                           struct network_save *out)
 {
-	memset(out, 0, sizeof(*out));
-	pb_network *m = (pb_network *)save_unpack(d, SAVE_NETWORK, any, label);
-	if (!m)
-		return d->e->code;
-	int rc = decode_fields(d, m, out);
-	save_msg_free(d, m);
-	if (rc < 0) {
-		err_prefix(d->e, "%s", label);
-		network_save_fini(out);
-	}
-	return rc;
+	return save_decode_child(d, &child, any, label, SIZE_MAX, out);
 }
 
 int network_save_decode(const Google__Protobuf__Any *any, struct network_save *out, struct err *e)

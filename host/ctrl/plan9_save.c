@@ -56,9 +56,10 @@ int plan9_save_encode(const struct plan9_save *s, Google__Protobuf__Any *out, st
 	m.no_writable_file_shares = s->no_writable_file_shares;
 	m.name_counter = s->name_counter;
 	size_t ns = s->n_shares, nr = s->n_reservations;
-	pb_share_entry *sents = xcalloc(ns + 1, sizeof(*sents));
-	pb_share_entry **sptrs = xcalloc(ns + 1, sizeof(*sptrs));
-	pb_share *shares = xcalloc(ns + 1, sizeof(*shares));
+	struct save_map sm, rm;
+	save_map_alloc(&sm, ns, sizeof(pb_share_entry), sizeof(pb_share));
+	pb_share_entry *sents = sm.ents;
+	pb_share *shares = sm.vals;
 	pb_mount *mounts = xcalloc(ns + 1, sizeof(*mounts));
 	for (size_t i = 0; i < ns; i++) {
 		const struct plan9_share_save *sh = &s->shares[i];
@@ -82,34 +83,26 @@ int plan9_save_encode(const struct plan9_save *s, Google__Protobuf__Any *out, st
 		ferry__controller__plan9__save__v1__payload__shares_entry__init(&sents[i]);
 		sents[i].key = sh->host_path;
 		sents[i].value = p;
-		sptrs[i] = &sents[i];
 	}
 	m.n_shares = ns;
-	m.shares = sptrs;
-	pb_res_entry *rents = xcalloc(nr + 1, sizeof(*rents));
-	pb_res_entry **rptrs = xcalloc(nr + 1, sizeof(*rptrs));
-	pb_res *res = xcalloc(nr + 1, sizeof(*res));
-	char(*keys)[GUID_STR_LEN + 1] = xcalloc(nr + 1, sizeof(*keys));
+	m.shares = (pb_share_entry **)sm.ptrs;
+	save_map_alloc(&rm, nr, sizeof(pb_res_entry), sizeof(pb_res));
+	pb_res_entry *rents = rm.ents;
+	pb_res *res = rm.vals;
 	for (size_t i = 0; i < nr; i++) {
 		ferry__controller__plan9__save__v1__reservation__init(&res[i]);
 		res[i].host_path = s->reservations[i].host_path;
 		res[i].name = s->reservations[i].name;
 		ferry__controller__plan9__save__v1__payload__reservations_entry__init(&rents[i]);
-		rents[i].key = save_guid_text(&s->reservations[i].id, keys[i]);
+		rents[i].key = save_guid_text(&s->reservations[i].id, rm.keys[i]);
 		rents[i].value = &res[i];
-		rptrs[i] = &rents[i];
 	}
 	m.n_reservations = nr;
-	m.reservations = rptrs;
+	m.reservations = (pb_res_entry **)rm.ptrs;
 	int rc = save_pack(SAVE_PLAN9, &m.base, out, e);
-	free(sents);
-	free(sptrs);
-	free(shares);
+	save_map_free(&sm);
+	save_map_free(&rm);
 	free(mounts);
-	free(rents);
-	free(rptrs);
-	free(res);
-	free(keys);
 	return rc;
 }
 
@@ -212,8 +205,10 @@ static int decode_reservation(struct save_dec *d, const struct plan9_save *sv,
 	return 0;
 }
 
-static int decode_fields(struct save_dec *d, const pb_plan9 *m, struct plan9_save *out)
+static int decode_fields(struct save_dec *d, const ProtobufCMessage *msg, void *dst)
 {
+	const pb_plan9 *m = (const pb_plan9 *)msg;
+	struct plan9_save *out = dst;
 	if (save_check_schema(d, m->schema_version) < 0)
 		return d->e->code;
 	out->no_writable_file_shares = m->no_writable_file_shares;
@@ -237,20 +232,22 @@ static int decode_fields(struct save_dec *d, const pb_plan9 *m, struct plan9_sav
 	return 0;
 }
 
+static void fini(void *s)
+{
+	plan9_save_fini(s);
+}
+
+static const struct save_child child = {
+    .kind = SAVE_PLAN9,
+    .out_size = sizeof(struct plan9_save),
+    .decode = decode_fields,
+    .fini = fini,
+};
+
 int plan9_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, const char *label,
                         struct plan9_save *out)
 {
-	memset(out, 0, sizeof(*out));
-	pb_plan9 *m = (pb_plan9 *)save_unpack(d, SAVE_PLAN9, any, label);
-	if (!m)
-		return d->e->code;
-	int rc = decode_fields(d, m, out);
-	save_msg_free(d, m);
-	if (rc < 0) {
-		err_prefix(d->e, "%s", label);
-		plan9_save_fini(out);
-	}
-	return rc;
+	return save_decode_child(d, &child, any, label, SIZE_MAX, out);
 }
 
 int plan9_save_decode(const Google__Protobuf__Any *any, struct plan9_save *out, struct err *e)

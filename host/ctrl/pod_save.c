@@ -49,27 +49,29 @@ int pod_save_encode(const struct pod_save *s, Google__Protobuf__Any *out, struct
 	for (size_t i = 0; i < n; i++)
 		order[i] = &s->containers[i];
 	qsort(order, n, sizeof(*order), by_container_id);
-	Google__Protobuf__Any *anys = xcalloc(n + 1, sizeof(*anys));
-	Google__Protobuf__Any **ptrs = xcalloc(n + 1, sizeof(*ptrs));
-	for (size_t i = 0; i < n && rc == 0; i++) {
+	struct save_map cm;
+	save_map_alloc(&cm, n, sizeof(Google__Protobuf__Any), 0);
+	Google__Protobuf__Any *anys = cm.ents;
+	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = container_save_encode(order[i], &anys[i], e);
-		ptrs[i] = &anys[i];
-	}
 	m.n_containers = n;
-	m.containers = ptrs;
+	m.containers = (Google__Protobuf__Any **)cm.ptrs;
 	if (rc == 0)
 		rc = save_pack(SAVE_POD, &m.base, out, e);
 	if (rc < 0)
 		err_prefix(e, "pod `%s`", s->pod_id);
-	save_anys_free(anys, n);
-	free(ptrs);
+	save_map_free_anys(&cm, n);
 	free(order);
 	save_any_fini(&net);
 	return rc;
 }
 
-static int decode_fields(struct save_dec *d, const pb_pod *m, struct pod_save *out)
+static int decode_fields(struct save_dec *d, const ProtobufCMessage *msg, void *dst)
 {
+	const pb_pod *m = (const pb_pod *)msg;
+	struct pod_save *out = dst;
+	if (!(out->pod_id = save_strdup(d, m->pod_id)))
+		return d->e->code;
 	if (save_check_schema(d, m->schema_version) < 0 ||
 	    save_check_id(d, "gcs_pod_id", m->gcs_pod_id) < 0)
 		return d->e->code;
@@ -98,29 +100,23 @@ static int decode_fields(struct save_dec *d, const pb_pod *m, struct pod_save *o
 	return rc;
 }
 
+static void fini(void *s)
+{
+	pod_save_fini(s);
+}
+
+static const struct save_child child = {
+    .kind = SAVE_POD,
+    .out_size = sizeof(struct pod_save),
+    .id_field = "pod_id",
+    .decode = decode_fields,
+    .fini = fini,
+};
+
 int pod_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, size_t idx,
                       struct pod_save *out)
 {
-	memset(out, 0, sizeof(*out));
-	pb_pod *m = (pb_pod *)save_unpack(d, SAVE_POD, any, NULL);
-	int rc = m ? save_check_id(d, "pod_id", m->pod_id) : d->e->code;
-	if (rc < 0) {
-		if (idx == SIZE_MAX)
-			err_prefix(d->e, "pod");
-		else
-			err_prefix(d->e, "pods[%zu]", idx);
-	} else {
-		if (!(out->pod_id = save_strdup(d, m->pod_id)))
-			rc = d->e->code;
-		else
-			rc = decode_fields(d, m, out);
-		if (rc < 0)
-			err_prefix(d->e, "pod `%.200s`", m->pod_id);
-	}
-	save_msg_free(d, m);
-	if (rc < 0)
-		pod_save_fini(out);
-	return rc;
+	return save_decode_child(d, &child, any, idx == SIZE_MAX ? "pod" : "pods", idx, out);
 }
 
 int pod_save_decode(const Google__Protobuf__Any *any, struct pod_save *out, struct err *e)

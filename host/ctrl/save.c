@@ -417,6 +417,36 @@ void save_msg_free(struct save_dec *d, void *msg)
 		protobuf_c_message_free_unpacked(msg, &d->pa);
 }
 
+int save_decode_child(struct save_dec *d, const struct save_child *c,
+                      const Google__Protobuf__Any *any, const char *label, size_t idx, void *out)
+{
+	memset(out, 0, c->out_size);
+	ProtobufCMessage *m = save_unpack(d, c->kind, any, NULL);
+	const char *id = NULL;
+	int rc = m ? 0 : d->e->code;
+	if (m && c->id_field) {
+		const ProtobufCFieldDescriptor *f =
+		    protobuf_c_message_descriptor_get_field_by_name(m->descriptor, c->id_field);
+		id = *(const char *const *)((const char *)m + f->offset);
+		rc = save_check_id(d, c->id_field, id);
+		if (rc < 0)
+			id = NULL;
+	}
+	if (rc == 0)
+		rc = c->decode(d, m, out);
+	if (rc < 0) {
+		if (id)
+			err_prefix(d->e, "%s `%.200s`", save_types[c->kind].name, id);
+		else if (idx != SIZE_MAX)
+			err_prefix(d->e, "%s[%zu]", label, idx);
+		else
+			err_prefix(d->e, "%s", label);
+		c->fini(out);
+	}
+	save_msg_free(d, m);
+	return rc;
+}
+
 Google__Protobuf__Any *save_any_unpack(struct save_dec *d, const uint8_t *p, size_t n)
 {
 	ProtobufCMessage *m = unpack_checked(d, &google__protobuf__any__descriptor, p, n);
@@ -656,13 +686,31 @@ void save_any_fini(Google__Protobuf__Any *a)
 	google__protobuf__any__init(a);
 }
 
-void save_anys_free(Google__Protobuf__Any *a, size_t n)
+void save_map_alloc(struct save_map *m, size_t n, size_t esz, size_t vsz)
 {
-	if (!a)
-		return;
+	m->ents = xcalloc(n + 1, esz);
+	m->ptrs = xcalloc(n + 1, sizeof(*m->ptrs));
+	m->vals = vsz ? xcalloc(n + 1, vsz) : NULL;
+	m->keys = xcalloc(n + 1, sizeof(*m->keys));
 	for (size_t i = 0; i < n; i++)
+		m->ptrs[i] = (char *)m->ents + i * esz;
+}
+
+void save_map_free(struct save_map *m)
+{
+	free(m->ents);
+	free(m->ptrs);
+	free(m->vals);
+	free(m->keys);
+	memset(m, 0, sizeof(*m));
+}
+
+void save_map_free_anys(struct save_map *m, size_t n)
+{
+	Google__Protobuf__Any *a = m->vals ? m->vals : m->ents;
+	for (size_t i = 0; i < n && a; i++)
 		free(a[i].value.data);
-	free(a);
+	save_map_free(m);
 }
 
 void save_any_to_bytes(const Google__Protobuf__Any *a, struct buf *out)

@@ -108,6 +108,22 @@ ProtobufCMessage *save_unpack(struct save_dec *d, enum save_kind want,
 /* NULL-safe. */
 void save_msg_free(struct save_dec *d, void *msg);
 
+/* The shape every payload decoder shares (save_decode_child): unpack, check the payload's
+ * id when it has one, decode the fields into *out, name the payload in any error, free
+ * the message, and on failure free what was decoded. */
+struct save_child {
+	enum save_kind kind;
+	size_t out_size;
+	const char *id_field; /* a required id string field ("pod_id"); NULL: none */
+	/* Fill out (zeroed) from the unpacked payload m; the id, if any, is checked. */
+	int (*decode)(struct save_dec *d, const ProtobufCMessage *m, void *out);
+	void (*fini)(void *out);
+};
+/* Decode `any` as c says.  Errors are prefixed "<kind> `<id>`" once the id is known, else
+ * "<label>[idx]" (or "<label>" when idx is SIZE_MAX).  On failure *out is zeroed. */
+int save_decode_child(struct save_dec *d, const struct save_child *c,
+                      const Google__Protobuf__Any *any, const char *label, size_t idx, void *out);
+
 /* Parse a packed google.protobuf.Any (an envelope file, a fuzz input) with the same
  * checks and budget.  Free with save_msg_free. */
 Google__Protobuf__Any *save_any_unpack(struct save_dec *d, const uint8_t *p, size_t n);
@@ -169,8 +185,21 @@ char *save_guid_text(const struct guid *g, char *out);
 char **save_guid_texts(const struct guid *g, size_t n);
 /* Free what save_pack put in a (NULL-safe) and reset it to an empty Any. */
 void save_any_fini(Google__Protobuf__Any *a);
-/* Free an array of n Anys filled by save_pack (NULL-safe). */
-void save_anys_free(Google__Protobuf__Any *a, size_t n);
+/* Scratch for encoding a repeated or map field of n entries: the entry messages (esz bytes
+ * each; for a list of payloads, Anys), the pointer array protobuf-c packs (ptrs[i] points at
+ * entry i), value messages for map entries (vsz bytes each, none when 0) and GUID key
+ * texts.  Zeroed; released with save_map_free once the payload is packed. */
+struct save_map {
+	void *ents;
+	void **ptrs;
+	void *vals;
+	char (*keys)[GUID_STR_LEN + 1];
+};
+void save_map_alloc(struct save_map *m, size_t n, size_t esz, size_t vsz);
+void save_map_free(struct save_map *m);
+/* For a list of n Anys (esz = sizeof(Google__Protobuf__Any)) or of map values that are
+ * Anys: free what save_pack put in each, then the scratch. */
+void save_map_free_anys(struct save_map *m, size_t n);
 /* The packed google.protobuf.Any (what an envelope file holds), appended to out. */
 void save_any_to_bytes(const Google__Protobuf__Any *a, struct buf *out);
 /* A duration/timestamp message for an encoder (0 stays a present, empty message, as

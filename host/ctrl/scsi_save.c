@@ -65,9 +65,7 @@ struct disk_tmp {
 	pb_disk_entry ent;
 	pb_disk disk;
 	pb_disk_config cfg;
-	pb_mount_entry *ments;
-	pb_mount_entry **mptrs;
-	pb_mount *mounts;
+	struct save_map mounts; /* entries and their MountState */
 	pb_mount_config *mcfgs;
 };
 
@@ -86,13 +84,13 @@ static void disk_to_pb(const struct scsi_disk_save *dk, struct disk_tmp *t)
 		t->disk.config = &t->cfg;
 	}
 	size_t n = dk->n_mounts;
-	t->ments = xcalloc(n + 1, sizeof(*t->ments));
-	t->mptrs = xcalloc(n + 1, sizeof(*t->mptrs));
-	t->mounts = xcalloc(n + 1, sizeof(*t->mounts));
+	save_map_alloc(&t->mounts, n, sizeof(pb_mount_entry), sizeof(pb_mount));
+	pb_mount_entry *ments = t->mounts.ents;
+	pb_mount *mounts = t->mounts.vals;
 	t->mcfgs = xcalloc(n + 1, sizeof(*t->mcfgs));
 	for (size_t j = 0; j < n; j++) {
 		const struct scsi_mount_save *ms = &dk->mounts[j];
-		pb_mount *pm = &t->mounts[j];
+		pb_mount *pm = &mounts[j];
 		hcsshim__controller__scsi__save__v1__mount_state__init(pm);
 		pm->ref_count = ms->ref_count;
 		pm->guest_path = ms->guest_path;
@@ -108,13 +106,12 @@ static void disk_to_pb(const struct scsi_disk_save *dk, struct disk_tmp *t)
 			c->block_dev = ms->block_dev;
 			pm->config = c;
 		}
-		hcsshim__controller__scsi__save__v1__disk_state__mounts_entry__init(&t->ments[j]);
-		t->ments[j].key = ms->partition;
-		t->ments[j].value = pm;
-		t->mptrs[j] = &t->ments[j];
+		hcsshim__controller__scsi__save__v1__disk_state__mounts_entry__init(&ments[j]);
+		ments[j].key = ms->partition;
+		ments[j].value = pm;
 	}
 	t->disk.n_mounts = n;
-	t->disk.mounts = t->mptrs;
+	t->disk.mounts = (pb_mount_entry **)t->mounts.ptrs;
 }
 
 int scsi_save_encode(const struct scsi_save *s, Google__Protobuf__Any *out, struct err *e)
@@ -123,44 +120,37 @@ int scsi_save_encode(const struct scsi_save *s, Google__Protobuf__Any *out, stru
 	hcsshim__controller__scsi__save__v1__payload__init(&m);
 	m.schema_version = SAVE_SCHEMA_VERSION;
 	m.num_controllers = s->num_controllers;
-	struct disk_tmp *dt = xcalloc(s->n_disks + 1, sizeof(*dt));
-	pb_disk_entry **dptrs = xcalloc(s->n_disks + 1, sizeof(*dptrs));
+	struct save_map dm, rm;
+	save_map_alloc(&dm, s->n_disks, sizeof(struct disk_tmp), 0);
+	struct disk_tmp *dt = dm.ents;
 	for (size_t i = 0; i < s->n_disks; i++) {
 		disk_to_pb(&s->disks[i], &dt[i]);
-		dptrs[i] = &dt[i].ent;
+		dm.ptrs[i] = &dt[i].ent;
 	}
 	m.n_disks = s->n_disks;
-	m.disks = dptrs;
+	m.disks = (pb_disk_entry **)dm.ptrs;
 	size_t nr = s->n_reservations;
-	pb_res_entry *rents = xcalloc(nr + 1, sizeof(*rents));
-	pb_res_entry **rptrs = xcalloc(nr + 1, sizeof(*rptrs));
-	pb_res *res = xcalloc(nr + 1, sizeof(*res));
-	char(*text)[GUID_STR_LEN + 1] = xcalloc(nr + 1, sizeof(*text));
+	save_map_alloc(&rm, nr, sizeof(pb_res_entry), sizeof(pb_res));
+	pb_res_entry *rents = rm.ents;
+	pb_res *res = rm.vals;
 	for (size_t i = 0; i < nr; i++) {
 		const struct scsi_reservation_save *r = &s->reservations[i];
 		hcsshim__controller__scsi__save__v1__reservation__init(&res[i]);
 		res[i].slot = r->slot;
 		res[i].partition = r->partition;
 		hcsshim__controller__scsi__save__v1__payload__reservations_entry__init(&rents[i]);
-		rents[i].key = save_guid_text(&r->id, text[i]);
+		rents[i].key = save_guid_text(&r->id, rm.keys[i]);
 		rents[i].value = &res[i];
-		rptrs[i] = &rents[i];
 	}
 	m.n_reservations = nr;
-	m.reservations = rptrs;
+	m.reservations = (pb_res_entry **)rm.ptrs;
 	int rc = save_pack(SAVE_SCSI, &m.base, out, e);
 	for (size_t i = 0; i < s->n_disks; i++) {
-		free(dt[i].ments);
-		free(dt[i].mptrs);
-		free(dt[i].mounts);
+		save_map_free(&dt[i].mounts);
 		free(dt[i].mcfgs);
 	}
-	free(dt);
-	free(dptrs);
-	free(rents);
-	free(rptrs);
-	free(res);
-	free(text);
+	save_map_free(&dm);
+	save_map_free(&rm);
 	return rc;
 }
 
@@ -320,8 +310,10 @@ static int decode_reservations(struct save_dec *d, const pb_scsi *m, const uint8
 	return rc;
 }
 
-static int decode_fields(struct save_dec *d, const pb_scsi *m, struct scsi_save *out)
+static int decode_fields(struct save_dec *d, const ProtobufCMessage *msg, void *dst)
 {
+	const pb_scsi *m = (const pb_scsi *)msg;
+	struct scsi_save *out = dst;
 	if (save_check_schema(d, m->schema_version) < 0)
 		return d->e->code;
 	if (m->num_controllers > d->lim->max_scsi_ctrl)
@@ -339,20 +331,22 @@ static int decode_fields(struct save_dec *d, const pb_scsi *m, struct scsi_save 
 	return rc;
 }
 
+static void fini(void *s)
+{
+	scsi_save_fini(s);
+}
+
+static const struct save_child child = {
+    .kind = SAVE_SCSI,
+    .out_size = sizeof(struct scsi_save),
+    .decode = decode_fields,
+    .fini = fini,
+};
+
 int scsi_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, const char *label,
                        struct scsi_save *out)
 {
-	memset(out, 0, sizeof(*out));
-	pb_scsi *m = (pb_scsi *)save_unpack(d, SAVE_SCSI, any, label);
-	if (!m)
-		return d->e->code;
-	int rc = decode_fields(d, m, out);
-	save_msg_free(d, m);
-	if (rc < 0) {
-		err_prefix(d->e, "%s", label);
-		scsi_save_fini(out);
-	}
-	return rc;
+	return save_decode_child(d, &child, any, label, SIZE_MAX, out);
 }
 
 int scsi_save_decode(const Google__Protobuf__Any *any, struct scsi_save *out, struct err *e)

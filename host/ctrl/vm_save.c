@@ -49,8 +49,7 @@ static bool is_hcs(const char *backend)
 /* The children, packed before the VM payload itself. */
 struct vm_children {
 	Google__Protobuf__Any scsi, vpci, plan9;
-	Google__Protobuf__Any *procs;
-	Google__Protobuf__Any **proc_ptrs;
+	struct save_map procs; /* Anys */
 };
 
 static int encode_children(const struct vm_save *s, pb_vm *m, struct vm_children *c, struct err *e)
@@ -70,15 +69,13 @@ static int encode_children(const struct vm_save *s, pb_vm *m, struct vm_children
 			return e->code;
 		m->ferry_plan9 = &c->plan9;
 	}
-	c->procs = xcalloc(s->n_uvm_procs + 1, sizeof(*c->procs));
-	c->proc_ptrs = xcalloc(s->n_uvm_procs + 1, sizeof(*c->proc_ptrs));
-	for (size_t i = 0; i < s->n_uvm_procs; i++) {
-		if (process_save_encode(&s->uvm_procs[i], &c->procs[i], e) < 0)
+	save_map_alloc(&c->procs, s->n_uvm_procs, sizeof(Google__Protobuf__Any), 0);
+	Google__Protobuf__Any *anys = c->procs.ents;
+	for (size_t i = 0; i < s->n_uvm_procs; i++)
+		if (process_save_encode(&s->uvm_procs[i], &anys[i], e) < 0)
 			return e->code;
-		c->proc_ptrs[i] = &c->procs[i];
-	}
 	m->n_ferry_uvm_processes = s->n_uvm_procs;
-	m->ferry_uvm_processes = c->proc_ptrs;
+	m->ferry_uvm_processes = (Google__Protobuf__Any **)c->procs.ptrs;
 	return 0;
 }
 
@@ -125,8 +122,7 @@ int vm_save_encode(const struct vm_save *s, Google__Protobuf__Any *out, struct e
 	save_any_fini(&c.scsi);
 	save_any_fini(&c.vpci);
 	save_any_fini(&c.plan9);
-	save_anys_free(c.procs, s->n_uvm_procs);
-	free(c.proc_ptrs);
+	save_map_free_anys(&c.procs, s->n_uvm_procs);
 	return rc;
 }
 
@@ -245,8 +241,12 @@ static int decode_children(struct save_dec *d, const pb_vm *m, struct vm_save *o
 	return 0;
 }
 
-static int decode_fields(struct save_dec *d, const pb_vm *m, struct vm_save *out)
+static int decode_fields(struct save_dec *d, const ProtobufCMessage *msg, void *dst)
 {
+	const pb_vm *m = (const pb_vm *)msg;
+	struct vm_save *out = dst;
+	if (!(out->vm_id = save_strdup(d, m->vm_id)))
+		return d->e->code;
 	if (save_check_schema(d, m->schema_version) < 0)
 		return d->e->code;
 	const pb_options *o = m->sandbox_options;
@@ -268,28 +268,23 @@ static int decode_fields(struct save_dec *d, const pb_vm *m, struct vm_save *out
 	return decode_children(d, m, out);
 }
 
+static void fini(void *s)
+{
+	vm_save_fini(s);
+}
+
+static const struct save_child child = {
+    .kind = SAVE_VM,
+    .out_size = sizeof(struct vm_save),
+    .id_field = "vm_id",
+    .decode = decode_fields,
+    .fini = fini,
+};
+
 int vm_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, const char *label,
                      struct vm_save *out)
 {
-	memset(out, 0, sizeof(*out));
-	pb_vm *m = (pb_vm *)save_unpack(d, SAVE_VM, any, label);
-	if (!m)
-		return d->e->code;
-	int rc = save_check_id(d, "vm_id", m->vm_id);
-	if (rc < 0) {
-		err_prefix(d->e, "%s", label);
-	} else {
-		if (!(out->vm_id = save_strdup(d, m->vm_id)))
-			rc = d->e->code;
-		else
-			rc = decode_fields(d, m, out);
-		if (rc < 0)
-			err_prefix(d->e, "vm `%.200s`", m->vm_id);
-	}
-	save_msg_free(d, m);
-	if (rc < 0)
-		vm_save_fini(out);
-	return rc;
+	return save_decode_child(d, &child, any, label, SIZE_MAX, out);
 }
 
 int vm_save_decode(const Google__Protobuf__Any *any, struct vm_save *out, struct err *e)

@@ -38,10 +38,10 @@ int vpci_save_encode(const struct vpci_save *s, Google__Protobuf__Any *out, stru
 	ferry__controller__vpci__save__v1__payload__init(&m);
 	m.schema_version = SAVE_SCHEMA_VERSION;
 	size_t n = s->n_devices;
-	pb_dev_entry *ents = xcalloc(n + 1, sizeof(*ents));
-	pb_dev_entry **ptrs = xcalloc(n + 1, sizeof(*ptrs));
-	pb_dev *devs = xcalloc(n + 1, sizeof(*devs));
-	char(*keys)[GUID_STR_LEN + 1] = xcalloc(n + 1, sizeof(*keys));
+	struct save_map mp;
+	save_map_alloc(&mp, n, sizeof(pb_dev_entry), sizeof(pb_dev));
+	pb_dev_entry *ents = mp.ents;
+	pb_dev *devs = mp.vals;
 	for (size_t i = 0; i < n; i++) {
 		const struct vpci_device_save *v = &s->devices[i];
 		ferry__controller__vpci__save__v1__device__init(&devs[i]);
@@ -50,17 +50,13 @@ int vpci_save_encode(const struct vpci_save *s, Google__Protobuf__Any *out, stru
 		devs[i].stage = (Ferry__Controller__Vpci__Save__V1__Stage)v->stage;
 		devs[i].ref_count = v->ref_count;
 		ferry__controller__vpci__save__v1__payload__devices_entry__init(&ents[i]);
-		ents[i].key = save_guid_text(&v->vmbus_id, keys[i]);
+		ents[i].key = save_guid_text(&v->vmbus_id, mp.keys[i]);
 		ents[i].value = &devs[i];
-		ptrs[i] = &ents[i];
 	}
 	m.n_devices = n;
-	m.devices = ptrs;
+	m.devices = (pb_dev_entry **)mp.ptrs;
 	int rc = save_pack(SAVE_VPCI, &m.base, out, e);
-	free(ents);
-	free(ptrs);
-	free(devs);
-	free(keys);
+	save_map_free(&mp);
 	return rc;
 }
 
@@ -89,8 +85,10 @@ static int decode_device(struct save_dec *d, const pb_dev_entry *de, struct vpci
 	return out->instance_id ? 0 : d->e->code;
 }
 
-static int decode_fields(struct save_dec *d, const pb_vpci *m, struct vpci_save *out)
+static int decode_fields(struct save_dec *d, const ProtobufCMessage *msg, void *dst)
 {
+	const pb_vpci *m = (const pb_vpci *)msg;
+	struct vpci_save *out = dst;
 	if (save_check_schema(d, m->schema_version) < 0 ||
 	    save_check_count(d, "devices", m->n_devices, d->lim->max_items) < 0)
 		return d->e->code;
@@ -113,20 +111,22 @@ static int decode_fields(struct save_dec *d, const pb_vpci *m, struct vpci_save 
 	return 0;
 }
 
+static void fini(void *s)
+{
+	vpci_save_fini(s);
+}
+
+static const struct save_child child = {
+    .kind = SAVE_VPCI,
+    .out_size = sizeof(struct vpci_save),
+    .decode = decode_fields,
+    .fini = fini,
+};
+
 int vpci_save_from_any(struct save_dec *d, const Google__Protobuf__Any *any, const char *label,
                        struct vpci_save *out)
 {
-	memset(out, 0, sizeof(*out));
-	pb_vpci *m = (pb_vpci *)save_unpack(d, SAVE_VPCI, any, label);
-	if (!m)
-		return d->e->code;
-	int rc = decode_fields(d, m, out);
-	save_msg_free(d, m);
-	if (rc < 0) {
-		err_prefix(d->e, "%s", label);
-		vpci_save_fini(out);
-	}
-	return rc;
+	return save_decode_child(d, &child, any, label, SIZE_MAX, out);
 }
 
 int vpci_save_decode(const Google__Protobuf__Any *any, struct vpci_save *out, struct err *e)
