@@ -327,12 +327,15 @@ int ctl_payload_show(const uint8_t *p, size_t n, FILE *out, struct err *e)
 	struct save_dec d;
 	save_dec_init(&d, NULL, e);
 	Google__Protobuf__Any *any = save_any_unpack(&d, p, n);
-	if (!any)
+	if (!any) {
+		save_dec_fini(&d);
 		return e->code;
+	}
 	struct printer pr = {.out = out, .d = &d};
 	fputs("envelope:", out);
 	print_any(&pr, any, 1, 0);
 	save_msg_free(&d, any);
+	save_dec_fini(&d);
 	err_clear(e);
 	return 0;
 }

@@ -414,6 +414,7 @@ int envelope_save_decode(const Google__Protobuf__Any *any, struct save_decode_op
 	int rc = decode_envelope(&d, any, opts, out);
 	if (opts)
 		opts->peak_memory = d.peak;
+	save_dec_fini(&d);
 	return rc;
 }
 
@@ -433,5 +434,6 @@ int envelope_save_decode_bytes(const uint8_t *p, size_t n, struct save_decode_op
 	}
 	if (opts)
 		opts->peak_memory = d.peak;
+	save_dec_fini(&d);
 	return rc;
 }

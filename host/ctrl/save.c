@@ -75,15 +75,36 @@ const struct save_type *save_type_by_url(const char *type_url)
 	return NULL;
 }
 
-/* ---- the counting allocator ---- */
+/* ---- the allocator ---- */
 
-/* Each block carries its size so that free can give it back to the budget; 16 bytes keep
- * malloc's alignment.  The malloc overhead is counted too. */
-struct blk {
-	size_t size;
-	size_t pad;
+/* A chunk of the stack protobuf-c allocates from.  Chunks grow from 64 KiB to 4 MiB; an
+ * allocation larger than that gets a chunk of its own.  Each chunk counts against the
+ * budget with malloc's overhead. */
+struct save_chunk {
+	struct save_chunk *prev;
+	size_t size, used;
+	_Alignas(16) unsigned char data[];
 };
-#define BLK_COST(n) ((n) + sizeof(struct blk) + 16)
+/* Under AddressSanitizer the free part of a chunk is poisoned and blocks are separated by
+ * a red zone, so that a read past a block is still caught inside a chunk. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SAVE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SAVE_ASAN 1
+#endif
+#endif
+#ifdef SAVE_ASAN
+#include <sanitizer/asan_interface.h>
+#define REDZONE 16
+#else
+#define ASAN_POISON_MEMORY_REGION(p, n)   ((void)(p), (void)(n))
+#define ASAN_UNPOISON_MEMORY_REGION(p, n) ((void)(p), (void)(n))
+#define REDZONE                           0
+#endif
+#define CHUNK_FIRST   (64u << 10)
+#define CHUNK_MAX     (4u << 20)
+#define CHUNK_COST(n) (sizeof(struct save_chunk) + (n) + 16)
 
 static bool budget_take(struct save_dec *d, size_t cost)
 {
@@ -97,24 +118,57 @@ static bool budget_take(struct save_dec *d, size_t cost)
 	return true;
 }
 
+static void chunk_pop(struct save_dec *d)
+{
+	struct save_chunk *c = d->top;
+	d->top = c->prev;
+	d->used -= CHUNK_COST(c->size);
+	ASAN_UNPOISON_MEMORY_REGION(c->data, c->size);
+	free(c);
+}
+
 static void *count_alloc(void *ud, size_t size)
 {
 	struct save_dec *d = ud;
-	if (size > SIZE_MAX / 2 || !budget_take(d, BLK_COST(size)))
+	if (size > SIZE_MAX / 4)
 		return NULL;
-	struct blk *b = xmalloc(sizeof(*b) + size);
-	b->size = size;
-	return b + 1;
+	size_t need = ((size + 15) & ~(size_t)15) + REDZONE;
+	struct save_chunk *c = d->top;
+	if (!c || c->size - c->used < need) {
+		size_t sz = c ? (c->size >= CHUNK_MAX ? CHUNK_MAX : 2 * c->size) : CHUNK_FIRST;
+		if (sz < need)
+			sz = need;
+		if (!budget_take(d, CHUNK_COST(sz)))
+			return NULL;
+		c = xmalloc(sizeof(*c) + sz);
+		c->prev = d->top;
+		c->size = sz;
+		c->used = 0;
+		d->top = c;
+		ASAN_POISON_MEMORY_REGION(c->data, sz);
+	}
+	void *p = c->data + c->used;
+	c->used += need;
+	ASAN_UNPOISON_MEMORY_REGION(p, size);
+	return p;
 }
 
+/* Blocks go back all at once with their message (save_msg_free). */
 static void count_free(void *ud, void *p)
 {
-	struct save_dec *d = ud;
-	if (!p)
-		return;
-	struct blk *b = (struct blk *)p - 1;
-	d->used -= BLK_COST(b->size);
-	free(b);
+	(void)ud;
+	(void)p;
+}
+
+/* Back to where the stack stood at mark m. */
+static void rewind_to(struct save_dec *d, const struct save_mark *m)
+{
+	while (d->top && d->top != m->chunk)
+		chunk_pop(d);
+	if (d->top) {
+		d->top->used = m->used;
+		ASAN_POISON_MEMORY_REGION(d->top->data + m->used, d->top->size - m->used);
+	}
 }
 
 void save_dec_init(struct save_dec *d, const struct save_limits *lim, struct err *e)
@@ -126,6 +180,13 @@ void save_dec_init(struct save_dec *d, const struct save_limits *lim, struct err
 	d->pa.allocator_data = d;
 	d->e = e;
 	err_clear(e);
+}
+
+void save_dec_fini(struct save_dec *d)
+{
+	while (d->top)
+		chunk_pop(d);
+	d->n_marks = 0;
 }
 
 static int over_budget(struct save_dec *d)
@@ -380,12 +441,20 @@ static ProtobufCMessage *unpack_checked(struct save_dec *d, const ProtobufCMessa
 	}
 	if (wire_check(d, desc, p, n, 0) < 0)
 		return NULL;
+	struct save_mark mark = {.chunk = d->top, .used = d->top ? d->top->used : 0};
 	ProtobufCMessage *m = protobuf_c_message_unpack(desc, &d->pa, n, p);
 	if (!m) {
+		rewind_to(d, &mark);
 		if (d->over)
 			over_budget(d);
 		else
 			err_set(d->e, -EBADMSG, "malformed %s", desc->name);
+		return NULL;
+	}
+	/* Deeper than payloads ever nest, the memory stays until save_dec_fini. */
+	if (d->n_marks < sizeof(d->marks) / sizeof(d->marks[0])) {
+		mark.msg = m;
+		d->marks[d->n_marks++] = mark;
 	}
 	return m;
 }
@@ -413,8 +482,14 @@ ProtobufCMessage *save_unpack(struct save_dec *d, enum save_kind want,
 
 void save_msg_free(struct save_dec *d, void *msg)
 {
-	if (msg)
-		protobuf_c_message_free_unpacked(msg, &d->pa);
+	if (!msg)
+		return;
+	for (unsigned i = d->n_marks; i-- > 0;)
+		if (d->marks[i].msg == msg) {
+			rewind_to(d, &d->marks[i]);
+			d->n_marks = i;
+			return;
+		}
 }
 
 int save_decode_child(struct save_dec *d, const struct save_child *c,

@@ -84,19 +84,36 @@ struct save_decode_opts {
 
 /* ---- for the payload modules ---- */
 
-/* The state of one decode: the counting allocator and running totals.  Lives on the
- * caller's stack for the duration of one decode; not shared between threads. */
+struct save_chunk;
+
+/* The state of one decode: the allocator handed to protobuf-c and running totals.  Lives on
+ * the caller's stack for the duration of one decode; not shared between threads.
+ *
+ * protobuf-c allocates every field it unpacks.  Here it allocates from a stack of chunks
+ * (bump allocation, counted against limits->max_memory, refused past it), and
+ * save_msg_free releases a message and everything allocated after it at once: messages are
+ * unpacked nested (a parent lives while its children are decoded), so they must be freed in
+ * the reverse order of unpacking. */
 struct save_dec {
-	ProtobufCAllocator pa; /* counts into used; refuses past limits->max_memory */
+	ProtobufCAllocator pa;
 	const struct save_limits *lim;
-	size_t used, peak;
-	bool over; /* an allocation was refused */
+	size_t used, peak; /* bytes held: chunks plus the decoded structs */
+	bool over;         /* an allocation was refused */
 	size_t n_containers, n_processes;
 	struct err *e;
+	struct save_chunk *top; /* the chunk being filled */
+	struct save_mark {
+		const void *msg;
+		struct save_chunk *chunk;
+		size_t used;
+	} marks[16]; /* where each live message began */
+	unsigned n_marks;
 };
 
-/* lim NULL: save_default_limits. */
+/* lim NULL: save_default_limits.  Release with save_dec_fini. */
 void save_dec_init(struct save_dec *d, const struct save_limits *lim, struct err *e);
+/* Free what the decode's allocator holds (every message must be freed or abandoned). */
+void save_dec_fini(struct save_dec *d);
 
 /* Check and unpack the child payload `any` (non-NULL) of kind `want` held in the slot
  * `slot` (a field name or label that prefixes errors; NULL: the caller names it): exact
@@ -105,7 +122,7 @@ void save_dec_init(struct save_dec *d, const struct save_limits *lim, struct err
  * counting allocator.  Returns the message (free with save_msg_free) or NULL with d->e. */
 ProtobufCMessage *save_unpack(struct save_dec *d, enum save_kind want,
                               const Google__Protobuf__Any *any, const char *slot);
-/* NULL-safe. */
+/* Release msg and everything unpacked after it (NULL-safe). */
 void save_msg_free(struct save_dec *d, void *msg);
 
 /* The shape every payload decoder shares (save_decode_child): unpack, check the payload's
@@ -218,6 +235,7 @@ void save_timestamp_set(Google__Protobuf__Timestamp *t, int64_t ns);
 		memset(&tmp_, 0, sizeof(tmp_));                                                    \
 		save_dec_init(&dec_, NULL, (e));                                                   \
 		int rc_ = from_any(&dec_, (any), (arg), &tmp_);                                    \
+		save_dec_fini(&dec_);                                                              \
 		if (rc_ == 0)                                                                      \
 			*(out) = tmp_;                                                             \
 		rc_;                                                                               \
