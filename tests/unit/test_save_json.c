@@ -185,6 +185,7 @@ static void test_check_json(void **state)
 	assert_int_equal(save_check_json(&d, "doc", &b, true), 0);
 	assert_int_equal(save_check_json(&d, "doc", &b, false), -EINVAL);
 	assert_string_equal(e.msg, "doc is empty, want a JSON object");
+	save_dec_fini(&d);
 }
 
 /* The fast GUID text is guid_format's. */
