@@ -7,6 +7,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "host/ctl/payload.h"
 #include "host/ctl_run.h"
 
 static const char usage[] =
@@ -14,6 +15,7 @@ static const char usage[] =
     "\n"
     "Commands:\n"
     "  gcs-run     run one command through a GCS guest agent and relay its stdio\n"
+    "  payload     show or check a saved-state envelope (ferryctl payload --help)\n"
     "  help        this text\n"
     "\n"
     "ferryctl gcs-run --transport ADDR [options] [--] CMD [ARGS...]\n"
@@ -177,6 +179,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "gcs-run") == 0)
 		return cmd_gcs_run(argc - 1, argv + 1);
+	if (strcmp(cmd, "payload") == 0)
+		return ctl_payload_main(argc - 1, argv + 1);
 	fprintf(stderr, "ferryctl: unknown command \"%s\" (see --help)\n", cmd);
 	return 2;
 }
