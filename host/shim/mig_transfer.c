@@ -83,17 +83,30 @@ static void fail_transfer_sb(struct migration *m, const char *what, int status, 
 
 /* ---- the background transfer ---- */
 
+static void cancel_done(struct migration *m, struct mig_call *c);
+
+/* The sandbox has nothing of the transfer running any more; a Cancel that waited for this
+ * completes now. */
+static void transfer_over(struct migration *m)
+{
+	m->transfer_running = false;
+	struct mig_call *c = m->cancel_ok;
+	if (c) {
+		m->cancel_ok = NULL;
+		cancel_done(m, c);
+	}
+}
+
 static void transferred(struct migration *m, struct mig_call *c, int status, const struct err *e)
 {
 	(void)c;
 	if (status < 0) {
 		fail_transfer_sb(m, "start live migration transfer", status, e);
-		return;
-	}
-	if (m->state == MIG_STATE_TRANSFERRING) { /* a cancel that landed meanwhile wins */
+	} else if (m->state == MIG_STATE_TRANSFERRING) { /* a cancel that landed meanwhile wins */
 		m->state = MIG_STATE_TRANSFER_COMPLETED;
 		log_info("migration transfer completed: session=%s", m->session_id);
 	}
+	transfer_over(m);
 }
 
 static void started(struct migration *m, struct mig_call *c, int status, const struct err *e)
@@ -103,12 +116,14 @@ static void started(struct migration *m, struct mig_call *c, int status, const s
 		                 m->origin == VMM_ORIGIN_SOURCE ? "start live migration on source"
 		                                                : "start with migration options",
 		                 status, e);
+		transfer_over(m);
 		return;
 	}
 	if (m->state != MIG_STATE_TRANSFERRING) {
 		/* cancelled while starting: the sandbox's cancel stops what started */
 		log_debug("migration transfer not started, session is %s: session=%s",
 		          mig_state_name(m->state), m->session_id);
+		transfer_over(m);
 		return;
 	}
 	MIG_SB_CALL(m, c, transferred, mig_transfer);
@@ -120,6 +135,7 @@ static void claim(struct migration *m)
 	m->state = MIG_STATE_TRANSFERRING;
 	int sock = m->sock;
 	m->sock = -1; /* the sandbox owns it from here, even if mig_start fails */
+	m->transfer_running = true;
 	log_info("migration transfer started: session=%s", m->session_id);
 	MIG_SB_CALL(m, NULL, started, mig_start, sock, migration_session_u32(m->session_id));
 }
@@ -227,19 +243,30 @@ void mig_transfer_register(struct migration *m, struct mig_call *c)
 
 /* ---- Cancel ---- */
 
+static void cancel_done(struct migration *m, struct mig_call *c)
+{
+	m->state = MIG_STATE_CANCELLED;
+	log_info("migration session cancelled: session=%s", m->session_id);
+	if (m->transfer_requested)
+		log_outcome(m, VMM_PHASE_STATE_CANCELLED, true);
+	migration_call_ok(m, c);
+}
+
 static void cancelled(struct migration *m, struct mig_call *c, int status, const struct err *e)
 {
-	/* -EALREADY: nothing was left to cancel (hcsshim's ErrInvalidState) */
-	bool ok = status == 0 || status == -EALREADY;
-	m->state = ok ? MIG_STATE_CANCELLED : MIG_STATE_FAILED;
-	log_info("migration session cancellation: session=%s state=%s", m->session_id,
-	         mig_state_name(m->state));
-	if (ok && m->transfer_requested)
-		log_outcome(m, VMM_PHASE_STATE_CANCELLED, true);
-	if (!ok)
+	/* -EALREADY: nothing was left to cancel (hcsshim's ErrInvalidState, which it still
+	 * returns to the caller; ferry answers OK) */
+	if (status < 0 && status != -EALREADY) {
+		m->state = MIG_STATE_FAILED;
 		migration_call_fail_sb(m, c, status, e, "cancel live migration");
-	else
-		migration_call_ok(m, c);
+		return;
+	}
+	if (m->transfer_running) {
+		/* ferry: Cancel answers once the transfer has really stopped */
+		m->cancel_ok = c;
+		return;
+	}
+	cancel_done(m, c);
 }
 
 void mig_transfer_cancel(struct migration *m, struct mig_call *c)

@@ -524,6 +524,8 @@ void migration_session_begin(struct migration *m, const char *session_id, enum v
 	m->sock = -1;
 	m->sock_registered = false;
 	m->transfer_requested = false;
+	m->transfer_running = false;
+	m->cancel_ok = NULL;
 	m->aborted = false;
 }
 
@@ -547,6 +549,8 @@ void migration_session_end(struct migration *m)
 	m->origin = VMM_ORIGIN_UNSPECIFIED;
 	m->sock_registered = false;
 	m->transfer_requested = false;
+	m->transfer_running = false;
+	m->cancel_ok = NULL;
 	m->aborted = false;
 	m->generation++;
 	m->state = MIG_STATE_IDLE;

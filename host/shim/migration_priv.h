@@ -108,7 +108,9 @@ struct migration {
 	ev_timer sock_wait;   /* TransferSandbox waiting for the socket */
 	int64_t sock_wait_ns;
 	bool transfer_requested;
-	bool aborted; /* destination: the sandbox's abort ran */
+	bool transfer_running;      /* mig_start/mig_transfer outstanding at the sandbox */
+	struct mig_call *cancel_ok; /* a Cancel that succeeded, completed when the transfer ends */
+	bool aborted;               /* destination: the sandbox's abort ran */
 	struct mig_cont *conts;
 	size_t n_conts;
 };

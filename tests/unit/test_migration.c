@@ -358,15 +358,22 @@ static void test_vmm_failure_not_duplicated(void **state)
 	assert_int_equal(mig_notify_count(migration_log(t->m)), 1);
 }
 
-static void test_fail_transfer_skips_when_cancelled(void **state)
+/* hcsshim's FailTransfer_SkipsWhenCancelled: the transfer's error during a cancel is the
+ * cancel's doing, not a failure.  ferry: Cancel answers only once the transfer has stopped. */
+static void test_cancel_waits_for_transfer_to_stop(void **state)
 {
 	struct mt *t = *state;
 	mt_drive(t, SRC, MIG_STATE_TRANSFERRING);
-	assert_int_equal(mt_cancel(t, "sess-1"), MIG_CODE_OK);
-	assert_int_equal(migration_state(t->m), MIG_STATE_CANCELLED);
+	struct mt_async a = {0};
+	migration_cancel(t->m, "sess-1", mt_done_cb, &a);
+	EVTEST_SPIN(&t->ev, t->sb.verb[FAKE_CANCEL].calls == 1);
+	evtest_run_for(&t->ev, 0.02); /* the sandbox's cancel completed; the transfer has not */
+	assert_false(a.done);
+	assert_int_equal(migration_state(t->m), MIG_STATE_CANCELLING);
 	t->sb.verb[FAKE_MIG_TRANSFER].fail = -ECANCELED;
 	fake_sb_release(&t->sb, FAKE_MIG_TRANSFER);
-	evtest_run_for(&t->ev, 0.02);
+	EVTEST_SPIN(&t->ev, a.done);
+	assert_int_equal(a.st.code, MIG_CODE_OK);
 	assert_int_equal(migration_state(t->m), MIG_STATE_CANCELLED);
 	assert_int_equal(logged(t, VMM_PHASE_FAILED, VMM_PHASE_STATE_SOURCE_FAILED), 0);
 	assert_int_equal(logged(t, VMM_PHASE_FAILED, VMM_PHASE_STATE_CANCELLED), 1);
@@ -896,7 +903,7 @@ int main(void)
 	    T(test_fail_transfer_broadcasts_to_subscribers),
 	    T(test_failure_before_subscribe_reaches_later_subscriber),
 	    T(test_vmm_failure_not_duplicated),
-	    T(test_fail_transfer_skips_when_cancelled),
+	    T(test_cancel_waits_for_transfer_to_stop),
 	    T(test_finalize_rejects_unspecified_action),
 	    T(test_finalize_idempotent_finalized),
 	    T(test_finalize_idle_noop),
