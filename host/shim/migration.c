@@ -254,6 +254,15 @@ static struct mig_call *call_new(struct migration *m, enum mig_verb verb, const 
 	return c;
 }
 
+/* A call whose completion is a plain status. */
+static struct mig_call *plain_call(struct migration *m, enum mig_verb verb, const char *session_id,
+                                   migration_done_fn done, void *arg)
+{
+	struct mig_call *c = call_new(m, verb, session_id, arg);
+	c->cb.done = done;
+	return c;
+}
+
 static void enqueue(struct migration *m, struct mig_call *c)
 {
 	if (m->queue_tail)
@@ -514,14 +523,14 @@ void migration_sb_import(void *cookie, int status, const struct err *e,
 
 /* ---- sessions ---- */
 
-void migration_session_begin(struct migration *m, const char *session_id, enum vmm_origin origin)
+/* What a session starts and ends without; a new generation makes stale transfer completions
+ * recognisable. */
+static void session_reset(struct migration *m, const char *session_id, enum vmm_origin origin)
 {
 	free(m->session_id);
 	m->session_id = xstrdup(session_id);
 	m->origin = origin;
 	m->generation++;
-	m->log = mig_notify_new(m->loop, origin, m->cfg.notify_cap);
-	m->sock = -1;
 	m->sock_registered = false;
 	m->transfer_requested = false;
 	m->transfer_running = false;
@@ -529,13 +538,17 @@ void migration_session_begin(struct migration *m, const char *session_id, enum v
 	m->aborted = false;
 }
 
+void migration_session_begin(struct migration *m, const char *session_id, enum vmm_origin origin)
+{
+	session_reset(m, session_id, origin);
+	m->log = mig_notify_new(m->loop, origin, m->cfg.notify_cap);
+}
+
 void migration_session_end(struct migration *m)
 {
 	mig_transfer_release_socket(m);
 	mig_notify_free(m->log);
 	m->log = NULL;
-	free(m->session_id);
-	m->session_id = xstrdup("");
 	free(m->sandbox_id);
 	m->sandbox_id = NULL;
 	for (size_t i = 0; i < m->n_conts; i++) {
@@ -546,13 +559,7 @@ void migration_session_end(struct migration *m)
 	free(m->conts);
 	m->conts = NULL;
 	m->n_conts = 0;
-	m->origin = VMM_ORIGIN_UNSPECIFIED;
-	m->sock_registered = false;
-	m->transfer_requested = false;
-	m->transfer_running = false;
-	m->cancel_ok = NULL;
-	m->aborted = false;
-	m->generation++;
+	session_reset(m, "", VMM_ORIGIN_UNSPECIFIED);
 	m->state = MIG_STATE_IDLE;
 }
 
@@ -701,8 +708,7 @@ void migration_prepare_and_export(struct migration *m, const char *session_id,
 void migration_prepare_source(struct migration *m, const char *session_id,
                               const struct vmm_mig_options *opts, migration_done_fn done, void *arg)
 {
-	struct mig_call *c = call_new(m, MIG_VERB_PREPARE_SOURCE, session_id, arg);
-	c->cb.done = done;
+	struct mig_call *c = plain_call(m, MIG_VERB_PREPARE_SOURCE, session_id, done, arg);
 	if (opts)
 		c->opts = *opts;
 	enqueue(m, c);
@@ -729,8 +735,7 @@ void migration_import(struct migration *m, const char *session_id, const char *s
                       const char *type_url, const uint8_t *value, size_t len,
                       migration_done_fn done, void *arg)
 {
-	struct mig_call *c = call_new(m, MIG_VERB_IMPORT, session_id, arg);
-	c->cb.done = done;
+	struct mig_call *c = plain_call(m, MIG_VERB_IMPORT, session_id, done, arg);
 	c->sandbox_id = xstrdup(sandbox_id ? sandbox_id : "");
 	c->type_url = xstrdup(type_url ? type_url : "");
 	keep_bytes(c, value, len);
@@ -777,8 +782,7 @@ static struct migration_patch_req *copy_patch(struct mig_call *c,
 void migration_patch(struct migration *m, const struct migration_patch_req *req,
                      migration_done_fn done, void *arg)
 {
-	struct mig_call *c = call_new(m, MIG_VERB_PATCH, NULL, arg);
-	c->cb.done = done;
+	struct mig_call *c = plain_call(m, MIG_VERB_PATCH, NULL, done, arg);
 	if (req) {
 		c->patch = copy_patch(c, req);
 		char q[MIG_QUOTE_MAX];
@@ -792,8 +796,7 @@ void migration_patch(struct migration *m, const struct migration_patch_req *req,
 void migration_prepare_dest(struct migration *m, const char *session_id,
                             const struct vmm_mig_options *opts, migration_done_fn done, void *arg)
 {
-	struct mig_call *c = call_new(m, MIG_VERB_PREPARE_DEST, session_id, arg);
-	c->cb.done = done;
+	struct mig_call *c = plain_call(m, MIG_VERB_PREPARE_DEST, session_id, done, arg);
 	if (opts)
 		c->opts = *opts;
 	enqueue(m, c);
@@ -803,8 +806,7 @@ void migration_register_socket(struct migration *m, const char *session_id,
                                const uint8_t *protocol_info, size_t len, migration_done_fn done,
                                void *arg)
 {
-	struct mig_call *c = call_new(m, MIG_VERB_REGISTER_SOCKET, session_id, arg);
-	c->cb.done = done;
+	struct mig_call *c = plain_call(m, MIG_VERB_REGISTER_SOCKET, session_id, done, arg);
 	keep_bytes(c, protocol_info, len);
 	enqueue(m, c);
 }
@@ -812,8 +814,7 @@ void migration_register_socket(struct migration *m, const char *session_id,
 void migration_transfer(struct migration *m, const char *session_id, int64_t timeout_ns,
                         migration_done_fn done, void *arg)
 {
-	struct mig_call *c = call_new(m, MIG_VERB_TRANSFER, session_id, arg);
-	c->cb.done = done;
+	struct mig_call *c = plain_call(m, MIG_VERB_TRANSFER, session_id, done, arg);
 	c->timeout_ns = timeout_ns > 0 ? timeout_ns : MIGRATION_SOCKET_TIMEOUT_NS;
 	enqueue(m, c);
 }
@@ -821,8 +822,7 @@ void migration_transfer(struct migration *m, const char *session_id, int64_t tim
 void migration_finalize(struct migration *m, const char *session_id, int action,
                         migration_done_fn done, void *arg)
 {
-	struct mig_call *c = call_new(m, MIG_VERB_FINALIZE, session_id, arg);
-	c->cb.done = done;
+	struct mig_call *c = plain_call(m, MIG_VERB_FINALIZE, session_id, done, arg);
 	c->action = action;
 	enqueue(m, c);
 }
@@ -830,16 +830,14 @@ void migration_finalize(struct migration *m, const char *session_id, int action,
 void migration_cancel(struct migration *m, const char *session_id, migration_done_fn done,
                       void *arg)
 {
-	struct mig_call *c = call_new(m, MIG_VERB_CANCEL, session_id, arg);
-	c->cb.done = done;
+	struct mig_call *c = plain_call(m, MIG_VERB_CANCEL, session_id, done, arg);
 	enqueue(m, c);
 }
 
 void migration_cleanup(struct migration *m, const char *session_id, migration_done_fn done,
                        void *arg)
 {
-	struct mig_call *c = call_new(m, MIG_VERB_CLEANUP, session_id, arg);
-	c->cb.done = done;
+	struct mig_call *c = plain_call(m, MIG_VERB_CLEANUP, session_id, done, arg);
 	enqueue(m, c);
 }
 

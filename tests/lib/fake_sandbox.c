@@ -540,6 +540,12 @@ enum mig_code mt_cleanup(struct mt *t, const char *sid)
 	return wait_done(t, &a);
 }
 
+void mt_expect_msg(const struct mt *t, const char *needle)
+{
+	if (!strstr(t->st.msg, needle))
+		fail_msg("status message \"%s\" lacks \"%s\"", t->st.msg, needle);
+}
+
 void mt_wait_state(struct mt *t, enum mig_state state)
 {
 	EVTEST_SPIN(&t->ev, migration_state(t->m) == state);
@@ -572,28 +578,12 @@ bool mt_log_has(const struct fake_sb *f, const char *seq)
 
 #define OK(call) assert_int_equal((call), MIG_CODE_OK)
 
-static void drive_source(struct mt *t, enum mig_state state)
+/* The states both sides share, from the one where the socket may come (SourceExported,
+ * DestinationPrepared); `finalize` is how the side's happy path ends. */
+static void drive_shared(struct mt *t, enum mig_state state, int finalize)
 {
 	const char *s = "sess-1";
 	switch (state) {
-	case MIG_STATE_IDLE:
-		return;
-	case MIG_STATE_SOURCE_PREPARED:
-		OK(mt_prepare_source(t, s));
-		return;
-	case MIG_STATE_FAILED:
-		t->sb.verb[FAKE_SAVE].fail = -EIO;
-		OK(mt_prepare_source(t, s));
-		assert_int_not_equal(mt_export(t, s), MIG_CODE_OK);
-		t->sb.verb[FAKE_SAVE].fail = 0;
-		return;
-	default:
-		break;
-	}
-	OK(mt_prepare_export(t, s));
-	switch (state) {
-	case MIG_STATE_SOURCE_EXPORTED:
-		return;
 	case MIG_STATE_SOCKET_WAITING:
 		OK(mt_transfer(t, s, 3600LL * 1000000000));
 		return;
@@ -620,14 +610,36 @@ static void drive_source(struct mt *t, enum mig_state state)
 	OK(mt_transfer(t, s, 0));
 	if (state == MIG_STATE_TRANSFERRING) {
 		EVTEST_SPIN(&t->ev, fake_sb_waiting(&t->sb, FAKE_MIG_TRANSFER));
-		assert_int_equal(migration_state(t->m), MIG_STATE_TRANSFERRING);
 		return;
 	}
 	mt_wait_state(t, MIG_STATE_TRANSFER_COMPLETED);
 	if (state == MIG_STATE_TRANSFER_COMPLETED)
 		return;
 	assert_int_equal(state, MIG_STATE_FINALIZED);
-	OK(mt_finalize(t, s, MIG_FINALIZE_STOP));
+	OK(mt_finalize(t, s, finalize));
+}
+
+static void drive_source(struct mt *t, enum mig_state state)
+{
+	const char *s = "sess-1";
+	switch (state) {
+	case MIG_STATE_IDLE:
+		return;
+	case MIG_STATE_SOURCE_PREPARED:
+		OK(mt_prepare_source(t, s));
+		return;
+	case MIG_STATE_FAILED:
+		t->sb.verb[FAKE_SAVE].fail = -EIO;
+		OK(mt_prepare_source(t, s));
+		assert_int_not_equal(mt_export(t, s), MIG_CODE_OK);
+		t->sb.verb[FAKE_SAVE].fail = 0;
+		return;
+	default:
+		break;
+	}
+	OK(mt_prepare_export(t, s));
+	if (state != MIG_STATE_SOURCE_EXPORTED)
+		drive_shared(t, state, MIG_FINALIZE_STOP);
 }
 
 static void drive_dest(struct mt *t, enum mig_state state)
@@ -651,42 +663,8 @@ static void drive_dest(struct mt *t, enum mig_state state)
 		return;
 	}
 	OK(mt_prepare_dest(t, s));
-	switch (state) {
-	case MIG_STATE_DESTINATION_PREPARED:
-		return;
-	case MIG_STATE_SOCKET_WAITING:
-		OK(mt_transfer(t, s, 3600LL * 1000000000));
-		return;
-	case MIG_STATE_CANCELLED:
-		OK(mt_cancel(t, s));
-		return;
-	case MIG_STATE_CANCELLING: {
-		static struct mt_async a;
-		memset(&a, 0, sizeof(a));
-		t->sb.verb[FAKE_CANCEL].hold = true;
-		migration_cancel(t->m, s, mt_done_cb, &a);
-		mt_wait_state(t, MIG_STATE_CANCELLING);
-		EVTEST_SPIN(&t->ev, fake_sb_waiting(&t->sb, FAKE_CANCEL));
-		return;
-	}
-	default:
-		break;
-	}
-	OK(mt_register_pair(t, s));
-	if (state == MIG_STATE_SOCKET_READY)
-		return;
-	if (state == MIG_STATE_TRANSFERRING)
-		t->sb.verb[FAKE_MIG_TRANSFER].hold = true;
-	OK(mt_transfer(t, s, 0));
-	if (state == MIG_STATE_TRANSFERRING) {
-		EVTEST_SPIN(&t->ev, fake_sb_waiting(&t->sb, FAKE_MIG_TRANSFER));
-		return;
-	}
-	mt_wait_state(t, MIG_STATE_TRANSFER_COMPLETED);
-	if (state == MIG_STATE_TRANSFER_COMPLETED)
-		return;
-	assert_int_equal(state, MIG_STATE_FINALIZED);
-	OK(mt_finalize(t, s, MIG_FINALIZE_RESUME));
+	if (state != MIG_STATE_DESTINATION_PREPARED)
+		drive_shared(t, state, MIG_FINALIZE_RESUME);
 }
 
 void mt_drive(struct mt *t, enum vmm_origin side, enum mig_state state)

@@ -142,6 +142,9 @@ void mt_done_cb(struct migration *m, const struct mig_status *st, void *arg);
  * CANCELLING leaves the cancel held. */
 void mt_drive(struct mt *t, enum vmm_origin side, enum mig_state state);
 
+/* Fail the test unless the last synchronous call's message contains needle. */
+void mt_expect_msg(const struct mt *t, const char *needle);
+
 /* Run the loop until the controller reaches `state` (fails the test on the guard). */
 void mt_wait_state(struct mt *t, enum mig_state state);
 

@@ -23,12 +23,6 @@
 #define SRC VMM_ORIGIN_SOURCE
 #define DST VMM_ORIGIN_DESTINATION
 
-static void expect_msg(const struct mt *t, const char *needle)
-{
-	if (!strstr(t->st.msg, needle))
-		fail_msg("status message \"%s\" lacks \"%s\"", t->st.msg, needle);
-}
-
 /* Run fn on a fresh fixture (for tests that loop over sides or states). */
 static void fresh(void (*fn)(struct mt *, int), int arg)
 {
@@ -194,10 +188,10 @@ static void test_transfer_rejects_invalid_state(void **state)
 {
 	struct mt *t = *state;
 	assert_int_equal(mt_transfer(t, "", 0), MIG_CODE_FAILED_PRECONDITION);
-	expect_msg(t, "transfer not valid in state Idle");
+	mt_expect_msg(t, "transfer not valid in state Idle");
 	mt_drive(t, SRC, MIG_STATE_SOURCE_PREPARED);
 	assert_int_equal(mt_transfer(t, "sess-1", 0), MIG_CODE_FAILED_PRECONDITION);
-	expect_msg(t, "transfer not valid in state SourcePrepared");
+	mt_expect_msg(t, "transfer not valid in state SourcePrepared");
 }
 
 static void test_transfer_claims_socket_waiting(void **state)
@@ -445,7 +439,7 @@ static void test_finalize_rejects_wrong_state(void **state)
 	mt_drive(t, SRC, MIG_STATE_TRANSFERRING);
 	assert_int_equal(mt_finalize(t, "sess-1", MIG_FINALIZE_RESUME),
 	                 MIG_CODE_FAILED_PRECONDITION);
-	expect_msg(t, "finalize not valid in state Transferring: failed precondition");
+	mt_expect_msg(t, "finalize not valid in state Transferring: failed precondition");
 	fake_sb_release(&t->sb, FAKE_MIG_TRANSFER);
 	mt_wait_state(t, MIG_STATE_TRANSFER_COMPLETED);
 }
@@ -455,7 +449,7 @@ static void test_finalize_rejects_unsupported_action(void **state)
 	struct mt *t = *state;
 	mt_drive(t, SRC, MIG_STATE_TRANSFER_COMPLETED);
 	assert_int_equal(mt_finalize(t, "sess-1", 99), MIG_CODE_INVALID_ARGUMENT);
-	expect_msg(t, "unsupported finalize action 99");
+	mt_expect_msg(t, "unsupported finalize action 99");
 	assert_int_equal(migration_state(t->m), MIG_STATE_TRANSFER_COMPLETED);
 }
 
@@ -513,7 +507,7 @@ static void test_finalize_resume_error_then_retry(void **state)
 	mt_drive(t, DST, MIG_STATE_TRANSFER_COMPLETED);
 	t->sb.verb[FAKE_RESUME].fail = -EPIPE;
 	assert_int_equal(mt_finalize(t, "sess-1", MIG_FINALIZE_RESUME), MIG_CODE_UNAVAILABLE);
-	expect_msg(t, "resume destination vm from migration: fake resume failed");
+	mt_expect_msg(t, "resume destination vm from migration: fake resume failed");
 	assert_int_equal(migration_state(t->m), MIG_STATE_TRANSFER_COMPLETED);
 	/* ResumeAfterResumeReRunsResume: the VM is finalized, only the resume runs again */
 	t->sb.verb[FAKE_RESUME].fail = 0;
@@ -554,7 +548,7 @@ static void test_finalize_resume_after_terminate_errors(void **state)
 	t->sb.vm_state = MIGRATION_VM_TERMINATED;
 	assert_int_equal(mt_finalize(t, "sess-1", MIG_FINALIZE_RESUME),
 	                 MIG_CODE_FAILED_PRECONDITION);
-	expect_msg(t, "cannot resume finalize: VM already terminated by a stop finalize");
+	mt_expect_msg(t, "cannot resume finalize: VM already terminated by a stop finalize");
 	assert_int_equal(migration_state(t->m), MIG_STATE_TRANSFER_COMPLETED);
 }
 
@@ -596,7 +590,7 @@ static void test_cancel_success(void **state)
 	assert_int_equal(migration_state(t->m), MIG_STATE_CANCELLED);
 	/* a cancelled source must roll back before Cleanup */
 	assert_int_equal(mt_cleanup(t, "sess-1"), MIG_CODE_FAILED_PRECONDITION);
-	expect_msg(t, "cleanup not valid for Source in state Cancelled");
+	mt_expect_msg(t, "cleanup not valid for Source in state Cancelled");
 	assert_int_equal(mt_finalize(t, "sess-1", MIG_FINALIZE_RESUME), MIG_CODE_OK);
 	assert_int_equal(mt_cleanup(t, "sess-1"), MIG_CODE_OK);
 }
@@ -682,7 +676,7 @@ static void test_cancel_gives_up_turn(void **state)
 	mt_drive(t, SRC, MIG_STATE_CANCELLING);
 	assert_int_equal(mt_finalize(t, "sess-1", MIG_FINALIZE_RESUME),
 	                 MIG_CODE_FAILED_PRECONDITION);
-	expect_msg(t, "finalize not valid in state Cancelling");
+	mt_expect_msg(t, "finalize not valid in state Cancelling");
 	assert_int_equal(mt_cancel(t, "sess-1"), MIG_CODE_OK); /* a second one: no-op */
 	assert_int_equal(t->sb.verb[FAKE_CANCEL].calls, 1);
 	fake_sb_release(&t->sb, FAKE_CANCEL);
@@ -737,7 +731,7 @@ static void test_cleanup_destination_cancelled(void **state)
 	assert_int_equal(mt_cancel(t, "sess-1"), MIG_CODE_OK);
 	t->sb.verb[FAKE_ABORT].fail = -EIO; /* an abort that fails keeps the session */
 	assert_int_equal(mt_cleanup(t, "sess-1"), MIG_CODE_UNKNOWN);
-	expect_msg(t, "abort destination: fake abort failed");
+	mt_expect_msg(t, "abort destination: fake abort failed");
 	assert_int_equal(migration_state(t->m), MIG_STATE_CANCELLED);
 	t->sb.verb[FAKE_ABORT].fail = 0;
 	assert_int_equal(mt_cleanup(t, "sess-1"), MIG_CODE_OK);
@@ -774,7 +768,7 @@ static void test_subscribe_no_active_session(void **state)
 	struct rec r = {0};
 	assert_null(subscribe(t, "", &r));
 	assert_int_equal(t->st.code, MIG_CODE_FAILED_PRECONDITION);
-	expect_msg(t, "no active migration session");
+	mt_expect_msg(t, "no active migration session");
 	assert_null(subscribe(t, "any", &r));
 	assert_int_equal(t->st.code, MIG_CODE_INVALID_ARGUMENT);
 }

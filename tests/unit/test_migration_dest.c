@@ -19,12 +19,6 @@
 #define DST VMM_ORIGIN_DESTINATION
 #define ENV MIGRATION_ENVELOPE_TYPE_URL
 
-static void expect_msg(const struct mt *t, const char *needle)
-{
-	if (!strstr(t->st.msg, needle))
-		fail_msg("status message \"%s\" lacks \"%s\"", t->st.msg, needle);
-}
-
 static void containers(struct mt *t)
 {
 	static const char *const ids[] = {"pod-1", "ctr-1", "ctr-2"};
@@ -51,11 +45,11 @@ static void test_import_rejects_invalid_args(void **state)
 	containers(t);
 	static const uint8_t v[] = {8, 1};
 	assert_int_equal(import_raw(t, "", "sandbox-1", ENV, v, 2), MIG_CODE_INVALID_ARGUMENT);
-	expect_msg(t, "destination: import migration state: session id is required");
+	mt_expect_msg(t, "destination: import migration state: session id is required");
 	assert_int_equal(import_raw(t, "s", "", ENV, v, 2), MIG_CODE_INVALID_ARGUMENT);
-	expect_msg(t, "sandbox id is required");
+	mt_expect_msg(t, "sandbox id is required");
 	assert_int_equal(import_raw(t, "s", "sandbox-1", ENV, NULL, 0), MIG_CODE_INVALID_ARGUMENT);
-	expect_msg(t, "sandbox saved state is required");
+	mt_expect_msg(t, "sandbox saved state is required");
 	assert_int_equal(import_raw(t, "s", "sandbox-1", "type.bogus", v, 2),
 	                 MIG_CODE_INVALID_ARGUMENT);
 	assert_string_equal(t->st.msg, "destination: import migration state: unsupported sandbox "
@@ -90,11 +84,11 @@ static void test_import_rejects_already_imported(void **state)
 	mt_drive(t, DST, MIG_STATE_DESTINATION_IMPORTED);
 	/* the VM controller now holds imported state */
 	assert_int_equal(mt_import(t, "sess-1", "sandbox-1", ENV), MIG_CODE_FAILED_PRECONDITION);
-	expect_msg(t, "vm controller is in invalid state Active");
+	mt_expect_msg(t, "vm controller is in invalid state Active");
 	/* and if the VM looked fresh, the controller's own state refuses */
 	t->sb.vm_state = MIGRATION_VM_NOT_CREATED;
 	assert_int_equal(mt_import(t, "sess-2", "sandbox-1", ENV), MIG_CODE_FAILED_PRECONDITION);
-	expect_msg(t, "controller is in state DestinationImported for session \"sess-1\"");
+	mt_expect_msg(t, "controller is in state DestinationImported for session \"sess-1\"");
 	assert_int_equal(t->sb.verb[FAKE_IMPORT].calls, 1);
 }
 
@@ -104,7 +98,7 @@ static void test_import_rejects_conflicting_state(void **state)
 	mt_drive(t, VMM_ORIGIN_SOURCE, MIG_STATE_SOURCE_EXPORTED);
 	t->sb.vm_state = MIGRATION_VM_NOT_CREATED;
 	assert_int_equal(mt_import(t, "other", "sandbox-1", ENV), MIG_CODE_FAILED_PRECONDITION);
-	expect_msg(t, "controller is in state SourceExported");
+	mt_expect_msg(t, "controller is in state SourceExported");
 }
 
 static void test_import_rejects_wrong_vm_state(void **state)
@@ -122,7 +116,7 @@ static void test_import_vm_import_error(void **state)
 	t->sb.verb[FAKE_IMPORT].fail = -EIO;
 	t->sb.verb[FAKE_IMPORT].now = true;
 	assert_int_equal(mt_import(t, "sess-1", "sandbox-1", ENV), MIG_CODE_UNKNOWN);
-	expect_msg(t, "fake import refused");
+	mt_expect_msg(t, "fake import refused");
 	assert_int_equal(migration_state(t->m), MIG_STATE_IDLE);
 	assert_null(migration_log(t->m));
 }
@@ -160,7 +154,7 @@ static void test_import_duplicate_container(void **state)
 	fake_sb_containers(&t->sb, ids, pods, 4);
 	t->sb.vm_state = MIGRATION_VM_NOT_CREATED;
 	assert_int_equal(mt_import(t, "sess-1", "sandbox-1", ENV), MIG_CODE_INVALID_ARGUMENT);
-	expect_msg(t, "duplicate source container id \"ctr-1\" across imported pods");
+	mt_expect_msg(t, "duplicate source container id \"ctr-1\" across imported pods");
 	assert_string_equal(t->sb.log, "import abort");
 	assert_int_equal(migration_state(t->m), MIG_STATE_IDLE);
 	assert_int_equal(t->sb.vm_state, MIGRATION_VM_NOT_CREATED);
@@ -178,7 +172,7 @@ static void test_patch_rejects_invalid_args(void **state)
 	struct migration_kv ann[1] = {{MIGRATION_ANN_SOURCE_CONTAINER_ID, "ctr-1"}};
 	struct migration_patch_req r = {.id = "", .annotations = ann, .n_annotations = 1};
 	assert_int_equal(mt_patch(t, &r), MIG_CODE_INVALID_ARGUMENT);
-	expect_msg(t, "destination container id is required");
+	mt_expect_msg(t, "destination container id is required");
 	r.id = "dst-1";
 	r.annotations = NULL;
 	r.n_annotations = 0;
@@ -189,7 +183,7 @@ static void test_patch_rejects_invalid_args(void **state)
 	r.annotations = other;
 	r.n_annotations = 1;
 	assert_int_equal(mt_patch(t, &r), MIG_CODE_INVALID_ARGUMENT);
-	expect_msg(t, "annotation \"io.microsoft.migration.source-container-id\" is required");
+	mt_expect_msg(t, "annotation \"io.microsoft.migration.source-container-id\" is required");
 	struct migration_kv empty[1] = {{MIGRATION_ANN_SOURCE_CONTAINER_ID, ""}};
 	r.annotations = empty;
 	assert_int_equal(mt_patch(t, &r), MIG_CODE_INVALID_ARGUMENT);
@@ -200,10 +194,10 @@ static void test_patch_rejects_wrong_state(void **state)
 {
 	struct mt *t = *state;
 	assert_int_equal(mt_patch_simple(t, "dst-1", "ctr-1", NULL), MIG_CODE_FAILED_PRECONDITION);
-	expect_msg(t, "patch not valid in state Idle");
+	mt_expect_msg(t, "patch not valid in state Idle");
 	mt_drive(t, DST, MIG_STATE_DESTINATION_PREPARED);
 	assert_int_equal(mt_patch_simple(t, "dst-9", "ctr-1", NULL), MIG_CODE_FAILED_PRECONDITION);
-	expect_msg(t, "patch not valid in state DestinationPrepared");
+	mt_expect_msg(t, "patch not valid in state DestinationPrepared");
 }
 
 static void test_patch_rejects_already_patched(void **state)
@@ -222,7 +216,7 @@ static void test_patch_rejects_unknown_container(void **state)
 	struct mt *t = *state;
 	mt_drive(t, DST, MIG_STATE_DESTINATION_IMPORTED);
 	assert_int_equal(mt_patch_simple(t, "dst-1", "ctr-9", NULL), MIG_CODE_NOT_FOUND);
-	expect_msg(t, "source container \"ctr-9\" not found");
+	mt_expect_msg(t, "source container \"ctr-9\" not found");
 }
 
 static void test_patch_rejects_annotation_mismatch(void **state)
@@ -253,7 +247,7 @@ static void test_patch_sandbox_error(void **state)
 	t->sb.verb[FAKE_PATCH].fail = 0;
 	assert_int_equal(mt_patch_simple(t, "dst-pod", "pod-1", "sandbox"), MIG_CODE_OK);
 	assert_int_equal(mt_prepare_dest(t, "sess-1"), MIG_CODE_FAILED_PRECONDITION);
-	expect_msg(t, "1 container patches still pending [ctr-1]");
+	mt_expect_msg(t, "1 container patches still pending [ctr-1]");
 	assert_int_equal(mt_patch_simple(t, "dst-1", "ctr-1", NULL), MIG_CODE_OK);
 	assert_int_equal(mt_prepare_dest(t, "sess-1"), MIG_CODE_OK);
 }
@@ -310,7 +304,7 @@ static void test_patch_id_collision(void **state)
 	struct mt *t = *state;
 	mt_drive(t, DST, MIG_STATE_DESTINATION_IMPORTED);
 	assert_int_equal(mt_patch_simple(t, "pod-1", "ctr-1", NULL), MIG_CODE_ALREADY_EXISTS);
-	expect_msg(t, "container \"pod-1\" already exists");
+	mt_expect_msg(t, "container \"pod-1\" already exists");
 	assert_int_equal(mt_patch_simple(t, "dst-1", "ctr-1", NULL), MIG_CODE_OK);
 	assert_int_equal(mt_patch_simple(t, "dst-1", "pod-1", NULL), MIG_CODE_ALREADY_EXISTS);
 	/* keeping its own id is fine */
@@ -356,7 +350,7 @@ static void test_prepare_dest_rejects_wrong_state(void **state)
 	struct mt *t = *state;
 	mt_drive(t, VMM_ORIGIN_SOURCE, MIG_STATE_SOURCE_EXPORTED);
 	assert_int_equal(mt_prepare_dest(t, "sess-1"), MIG_CODE_FAILED_PRECONDITION);
-	expect_msg(t, "prepare destination not valid in state SourceExported");
+	mt_expect_msg(t, "prepare destination not valid in state SourceExported");
 	assert_int_equal(mt_prepare_dest(t, "other"), MIG_CODE_INVALID_ARGUMENT);
 	assert_int_equal(t->sb.verb[FAKE_PREPARE_DEST].calls, 0);
 }

@@ -17,12 +17,6 @@
 
 #include "tests/lib/fake_sandbox.h"
 
-static void expect_msg(const struct mt *t, const char *needle)
-{
-	if (!strstr(t->st.msg, needle))
-		fail_msg("status message \"%s\" lacks \"%s\"", t->st.msg, needle);
-}
-
 static void test_register_too_small(void **state)
 {
 	struct mt *t = *state;
@@ -42,7 +36,7 @@ static void test_register_session_mismatch(void **state)
 	uint8_t info[DUPSOCK_INFO_LEN];
 	mt_socket_info(t, info);
 	assert_int_equal(mt_register(t, "other", info, sizeof(info)), MIG_CODE_INVALID_ARGUMENT);
-	expect_msg(t, "session id \"other\" does not match active session \"sess-1\"");
+	mt_expect_msg(t, "session id \"other\" does not match active session \"sess-1\"");
 	assert_int_equal(migration_state(t->m), MIG_STATE_SOURCE_EXPORTED);
 }
 
@@ -60,10 +54,10 @@ static void test_register_invalid_state(void **state)
 {
 	struct mt *t = *state;
 	assert_int_equal(mt_register_pair(t, ""), MIG_CODE_FAILED_PRECONDITION);
-	expect_msg(t, "invalid register duplicate socket state (current: Idle)");
+	mt_expect_msg(t, "invalid register duplicate socket state (current: Idle)");
 	mt_drive(t, VMM_ORIGIN_SOURCE, MIG_STATE_SOURCE_PREPARED);
 	assert_int_equal(mt_register_pair(t, "sess-1"), MIG_CODE_FAILED_PRECONDITION);
-	expect_msg(t, "(current: SourcePrepared)");
+	mt_expect_msg(t, "(current: SourcePrepared)");
 }
 
 static void end_to_end(struct mt *t, int side)
@@ -104,7 +98,7 @@ static void test_register_refused_socket_keeps_session(void **state)
 	struct dupsock_info di = {.pid = (uint32_t)getpid(), .fd = (uint32_t)p[0]};
 	dupsock_info_encode(&di, info);
 	assert_int_equal(mt_register(t, "sess-1", info, sizeof(info)), MIG_CODE_INVALID_ARGUMENT);
-	expect_msg(t, "is not a socket: invalid argument");
+	mt_expect_msg(t, "is not a socket: invalid argument");
 	assert_int_equal(migration_state(t->m), MIG_STATE_SOCKET_WAITING);
 	close(p[0]);
 	close(p[1]);
@@ -112,7 +106,7 @@ static void test_register_refused_socket_keeps_session(void **state)
 	di.pid = 0x7ffffff0;
 	dupsock_info_encode(&di, info);
 	assert_int_equal(mt_register(t, "sess-1", info, sizeof(info)), MIG_CODE_INVALID_ARGUMENT);
-	expect_msg(t, "does not exist");
+	mt_expect_msg(t, "does not exist");
 	/* the good one wakes the waiting transfer */
 	assert_int_equal(mt_register_pair(t, "sess-1"), MIG_CODE_OK);
 	mt_wait_state(t, MIG_STATE_TRANSFER_COMPLETED);
@@ -164,7 +158,7 @@ static void test_register_with_socket_hook(void **state)
 	assert_int_equal(mt_register(t, "sess-1", bad, 4), MIG_CODE_INVALID_ARGUMENT);
 	assert_int_equal(h.takes, 0);
 	assert_int_equal(mt_register(t, "sess-1", good, 8), MIG_CODE_INVALID_ARGUMENT);
-	expect_msg(t, "duplicated socket is not connected");
+	mt_expect_msg(t, "duplicated socket is not connected");
 	assert_int_equal(h.len, 8);
 	int sv[2];
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);

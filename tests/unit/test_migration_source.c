@@ -15,12 +15,6 @@
 
 #include "tests/lib/fake_sandbox.h"
 
-static void expect_msg(const struct mt *t, const char *needle)
-{
-	if (!strstr(t->st.msg, needle))
-		fail_msg("status message \"%s\" lacks \"%s\"", t->st.msg, needle);
-}
-
 static void test_prepare_rejects_invalid_args(void **state)
 {
 	struct mt *t = *state;
@@ -66,7 +60,7 @@ static void test_prepare_initialize_error(void **state)
 	t->sb.verb[FAKE_INIT_SOURCE].now = true;
 	t->sb.verb[FAKE_INIT_SOURCE].fail = -ENOTSUP;
 	assert_int_equal(mt_prepare_source(t, "sess-1"), MIG_CODE_FAILED_PRECONDITION);
-	expect_msg(t, "fake init_source refused");
+	mt_expect_msg(t, "fake init_source refused");
 	assert_int_equal(migration_state(t->m), MIG_STATE_IDLE);
 	/* and it can be retried */
 	t->sb.verb[FAKE_INIT_SOURCE].fail = 0;
@@ -133,7 +127,7 @@ static void test_export_save_error_fails_session(void **state)
 	assert_int_equal(migration_state(t->m), MIG_STATE_FAILED);
 	t->sb.verb[FAKE_SAVE].fail = 0;
 	assert_int_equal(mt_export(t, "sess-1"), MIG_CODE_FAILED_PRECONDITION);
-	expect_msg(t, "(current: Failed)");
+	mt_expect_msg(t, "(current: Failed)");
 }
 
 static void test_export_success(void **state)
@@ -158,7 +152,7 @@ static void test_export_wrong_envelope_type(void **state)
 	mt_drive(t, VMM_ORIGIN_SOURCE, MIG_STATE_SOURCE_PREPARED);
 	strcpy(t->sb.save_type_url, "type.microsoft.com/hcsshim.controller.vm.save.v1.Payload");
 	assert_int_equal(mt_export(t, "sess-1"), MIG_CODE_INTERNAL);
-	expect_msg(t, "sandbox saved state has type \"type.microsoft.com/hcsshim.controller.vm");
+	mt_expect_msg(t, "sandbox saved state has type \"type.microsoft.com/hcsshim.controller.vm");
 	assert_int_equal(migration_state(t->m), MIG_STATE_FAILED);
 }
 
@@ -172,7 +166,7 @@ static void test_prepare_and_export(void **state)
 	assert_string_equal(t->sb.log, "init_source save");
 	assert_int_equal(migration_state(t->m), MIG_STATE_SOURCE_EXPORTED);
 	assert_int_equal(mt_prepare_export(t, "sess-2"), MIG_CODE_FAILED_PRECONDITION);
-	expect_msg(t, "source: prepare migration: controller is in state SourceExported");
+	mt_expect_msg(t, "source: prepare migration: controller is in state SourceExported");
 }
 
 /* A sandbox that cannot migrate (a vPCI device, a mounted plan9 share) refuses with
