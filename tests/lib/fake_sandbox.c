@@ -134,6 +134,9 @@ void fake_sb_fini(struct fake_sb *f)
 	if (f->sock >= 0)
 		close(f->sock);
 	f->sock = -1;
+	free(f->conts);
+	f->conts = NULL;
+	f->n_conts = 0;
 }
 
 void fake_sb_release(struct fake_sb *f, enum fake_verb v)
@@ -158,6 +161,9 @@ bool fake_sb_waiting(const struct fake_sb *f, enum fake_verb v)
 void fake_sb_containers(struct fake_sb *f, const char *const *ids, const char *const *pods,
                         size_t n)
 {
+	free(f->conts);
+	f->conts = calloc(n ? n : 1, sizeof(f->conts[0]));
+	assert_non_null(f->conts);
 	for (size_t i = 0; i < n; i++) {
 		f->conts[i].id = ids[i];
 		f->conts[i].pod_id = pods[i];

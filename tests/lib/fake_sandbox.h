@@ -51,7 +51,7 @@ struct fake_sb {
 	char save_type_url[128];
 	uint8_t save_value[64];
 	size_t save_len;
-	struct migration_container conts[16];
+	struct migration_container *conts; /* owned array, strings borrowed */
 	size_t n_conts;
 
 	/* arguments seen */
@@ -84,7 +84,7 @@ void fake_sb_fini(struct fake_sb *f);
 void fake_sb_release(struct fake_sb *f, enum fake_verb v);
 /* Is a call of v waiting (held) right now? */
 bool fake_sb_waiting(const struct fake_sb *f, enum fake_verb v);
-/* Set the containers import reports. */
+/* Set the containers import reports (the strings must outlive the fake). */
 void fake_sb_containers(struct fake_sb *f, const char *const *ids, const char *const *pods,
                         size_t n);
 
