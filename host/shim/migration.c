@@ -242,23 +242,21 @@ static void (*const servers[MIG_VERB_COUNT])(struct migration *, struct mig_call
     [MIG_VERB_SUBSCRIBE] = serve_subscribe,
 };
 
-static struct mig_call *call_new(struct migration *m, enum mig_verb verb, const char *session_id,
-                                 void *arg)
+static struct mig_call *call_new(enum mig_verb verb, const char *session_id, void *arg)
 {
 	struct mig_call *c = xcalloc(1, sizeof(*c));
 	c->verb = verb;
 	c->prefix = prefixes[verb];
 	c->session_id = xstrdup(session_id ? session_id : "");
 	c->arg = arg;
-	(void)m;
 	return c;
 }
 
 /* A call whose completion is a plain status. */
-static struct mig_call *plain_call(struct migration *m, enum mig_verb verb, const char *session_id,
+static struct mig_call *plain_call(enum mig_verb verb, const char *session_id,
                                    migration_done_fn done, void *arg)
 {
-	struct mig_call *c = call_new(m, verb, session_id, arg);
+	struct mig_call *c = call_new(verb, session_id, arg);
 	c->cb.done = done;
 	return c;
 }
@@ -698,7 +696,7 @@ void migration_prepare_and_export(struct migration *m, const char *session_id,
                                   const struct vmm_mig_options *opts, migration_export_fn done,
                                   void *arg)
 {
-	struct mig_call *c = call_new(m, MIG_VERB_PREPARE_EXPORT, session_id, arg);
+	struct mig_call *c = call_new(MIG_VERB_PREPARE_EXPORT, session_id, arg);
 	c->cb.export_done = done;
 	if (opts)
 		c->opts = *opts;
@@ -708,7 +706,7 @@ void migration_prepare_and_export(struct migration *m, const char *session_id,
 void migration_prepare_source(struct migration *m, const char *session_id,
                               const struct vmm_mig_options *opts, migration_done_fn done, void *arg)
 {
-	struct mig_call *c = plain_call(m, MIG_VERB_PREPARE_SOURCE, session_id, done, arg);
+	struct mig_call *c = plain_call(MIG_VERB_PREPARE_SOURCE, session_id, done, arg);
 	if (opts)
 		c->opts = *opts;
 	enqueue(m, c);
@@ -717,7 +715,7 @@ void migration_prepare_source(struct migration *m, const char *session_id,
 void migration_export_state(struct migration *m, const char *session_id, migration_export_fn done,
                             void *arg)
 {
-	struct mig_call *c = call_new(m, MIG_VERB_EXPORT, session_id, arg);
+	struct mig_call *c = call_new(MIG_VERB_EXPORT, session_id, arg);
 	c->cb.export_done = done;
 	enqueue(m, c);
 }
@@ -735,7 +733,7 @@ void migration_import(struct migration *m, const char *session_id, const char *s
                       const char *type_url, const uint8_t *value, size_t len,
                       migration_done_fn done, void *arg)
 {
-	struct mig_call *c = plain_call(m, MIG_VERB_IMPORT, session_id, done, arg);
+	struct mig_call *c = plain_call(MIG_VERB_IMPORT, session_id, done, arg);
 	c->sandbox_id = xstrdup(sandbox_id ? sandbox_id : "");
 	c->type_url = xstrdup(type_url ? type_url : "");
 	keep_bytes(c, value, len);
@@ -782,7 +780,7 @@ static struct migration_patch_req *copy_patch(struct mig_call *c,
 void migration_patch(struct migration *m, const struct migration_patch_req *req,
                      migration_done_fn done, void *arg)
 {
-	struct mig_call *c = plain_call(m, MIG_VERB_PATCH, NULL, done, arg);
+	struct mig_call *c = plain_call(MIG_VERB_PATCH, NULL, done, arg);
 	if (req) {
 		c->patch = copy_patch(c, req);
 		char q[MIG_QUOTE_MAX];
@@ -796,7 +794,7 @@ void migration_patch(struct migration *m, const struct migration_patch_req *req,
 void migration_prepare_dest(struct migration *m, const char *session_id,
                             const struct vmm_mig_options *opts, migration_done_fn done, void *arg)
 {
-	struct mig_call *c = plain_call(m, MIG_VERB_PREPARE_DEST, session_id, done, arg);
+	struct mig_call *c = plain_call(MIG_VERB_PREPARE_DEST, session_id, done, arg);
 	if (opts)
 		c->opts = *opts;
 	enqueue(m, c);
@@ -806,7 +804,7 @@ void migration_register_socket(struct migration *m, const char *session_id,
                                const uint8_t *protocol_info, size_t len, migration_done_fn done,
                                void *arg)
 {
-	struct mig_call *c = plain_call(m, MIG_VERB_REGISTER_SOCKET, session_id, done, arg);
+	struct mig_call *c = plain_call(MIG_VERB_REGISTER_SOCKET, session_id, done, arg);
 	keep_bytes(c, protocol_info, len);
 	enqueue(m, c);
 }
@@ -814,7 +812,7 @@ void migration_register_socket(struct migration *m, const char *session_id,
 void migration_transfer(struct migration *m, const char *session_id, int64_t timeout_ns,
                         migration_done_fn done, void *arg)
 {
-	struct mig_call *c = plain_call(m, MIG_VERB_TRANSFER, session_id, done, arg);
+	struct mig_call *c = plain_call(MIG_VERB_TRANSFER, session_id, done, arg);
 	c->timeout_ns = timeout_ns > 0 ? timeout_ns : MIGRATION_SOCKET_TIMEOUT_NS;
 	enqueue(m, c);
 }
@@ -822,7 +820,7 @@ void migration_transfer(struct migration *m, const char *session_id, int64_t tim
 void migration_finalize(struct migration *m, const char *session_id, int action,
                         migration_done_fn done, void *arg)
 {
-	struct mig_call *c = plain_call(m, MIG_VERB_FINALIZE, session_id, done, arg);
+	struct mig_call *c = plain_call(MIG_VERB_FINALIZE, session_id, done, arg);
 	c->action = action;
 	enqueue(m, c);
 }
@@ -830,14 +828,14 @@ void migration_finalize(struct migration *m, const char *session_id, int action,
 void migration_cancel(struct migration *m, const char *session_id, migration_done_fn done,
                       void *arg)
 {
-	struct mig_call *c = plain_call(m, MIG_VERB_CANCEL, session_id, done, arg);
+	struct mig_call *c = plain_call(MIG_VERB_CANCEL, session_id, done, arg);
 	enqueue(m, c);
 }
 
 void migration_cleanup(struct migration *m, const char *session_id, migration_done_fn done,
                        void *arg)
 {
-	struct mig_call *c = plain_call(m, MIG_VERB_CLEANUP, session_id, done, arg);
+	struct mig_call *c = plain_call(MIG_VERB_CLEANUP, session_id, done, arg);
 	enqueue(m, c);
 }
 
@@ -845,7 +843,7 @@ void migration_subscribe(struct migration *m, const char *session_id,
                          const struct mig_notify_sub_ops *ops, void *ud,
                          migration_subscribe_fn done, void *arg)
 {
-	struct mig_call *c = call_new(m, MIG_VERB_SUBSCRIBE, session_id, arg);
+	struct mig_call *c = call_new(MIG_VERB_SUBSCRIBE, session_id, arg);
 	c->cb.subscribe_done = done;
 	c->sub_ops = *ops;
 	c->sub_ud = ud;

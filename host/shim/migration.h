@@ -19,7 +19,8 @@
  *   - the notification log exists from the session's start and keeps everything, so a
  *     transfer's outcome reaches a subscriber that arrives after the failure;
  *   - Cancel really cancels: it closes a registered socket that the transfer has not taken,
- *     and asks the sandbox (the VMM's mig_cancel) to stop a transfer that has;
+ *     asks the sandbox (the VMM's mig_cancel) to stop a transfer that has, and answers only
+ *     once that transfer has ended;
  *   - a destination that ends stopped or cancelled aborts: the sandbox releases its imported
  *     containers with synthetic exits (Finalize STOP, or Cleanup of a cancelled destination);
  *   - CreateDuplicateSocket takes a (pid, fd) on Linux (dupsock.h);
@@ -337,7 +338,8 @@ void migration_cancel(struct migration *m, const char *session_id, migration_don
 /* Cleanup. */
 void migration_cleanup(struct migration *m, const char *session_id, migration_done_fn done,
                        void *arg);
-/* Notifications: subscribe to the session's log.  ops/ud as mig_notify_subscribe. */
+/* Notifications: subscribe to the session's log.  ops (required, copied) and ud as
+ * mig_notify_subscribe; deliveries start after `done` has returned. */
 void migration_subscribe(struct migration *m, const char *session_id,
                          const struct mig_notify_sub_ops *ops, void *ud,
                          migration_subscribe_fn done, void *arg);

@@ -877,6 +877,22 @@ static void test_free_with_verb_outstanding(void **state)
 	assert_false(fake_sb_waiting(&t->sb, FAKE_MIG_TRANSFER));
 }
 
+/* a socket registered and not yet taken goes with the controller; so does the log */
+static void test_free_releases_socket_and_log(void **state)
+{
+	struct mt *t = *state;
+	mt_drive(t, DST, MIG_STATE_SOCKET_READY);
+	struct rec r = {0};
+	struct mig_notify_sub *sub = subscribe(t, "sess-1", &r);
+	assert_non_null(sub);
+	migration_notify(t->m, &(struct vmm_notification){.phase = VMM_PHASE_SETUP_DONE});
+	migration_free(t->m);
+	t->m = NULL;
+	assert_true(peer_eof(t));
+	EVTEST_SPIN(&t->ev, r.ended); /* the stream still gets what was logged, then ends */
+	assert_int_equal(r.n, 1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, mt_setup, mt_teardown)
 
 int main(void)
@@ -936,6 +952,7 @@ int main(void)
 	    T(test_task_guard),
 	    T(test_free_from_completion),
 	    T(test_free_with_verb_outstanding),
+	    T(test_free_releases_socket_and_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
