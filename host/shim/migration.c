@@ -279,7 +279,7 @@ static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	struct migration *m = w->data;
 	reenter_enter(&m->re);
-	while (!m->busy && m->queue && !m->re.free_pending) {
+	while (!m->busy && m->queue && !reenter_dying(&m->re)) {
 		struct mig_call *c = m->queue;
 		m->queue = c->next;
 		if (!m->queue)
@@ -300,7 +300,7 @@ static void finish(struct migration *m, struct mig_call *c)
 		m->cancel = NULL;
 	if (m->queue)
 		kick(m);
-	if (!m->re.free_pending) {
+	if (!reenter_dying(&m->re)) {
 		const struct mig_status *st = &c->st;
 		switch (c->verb) {
 		case MIG_VERB_PREPARE_EXPORT:
@@ -492,7 +492,7 @@ static void ticket_complete(struct mig_ticket *t, int status, const struct err *
 		return;
 	}
 	reenter_enter(&m->re);
-	if (!m->re.free_pending) {
+	if (!reenter_dying(&m->re)) {
 		ticket_run(t, status, e, type_url, value, len, conts, n);
 	} else {
 		ticket_end(t); /* the controller is going away: drop the completion */
