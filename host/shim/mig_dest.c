@@ -149,7 +149,7 @@ void mig_dest_import(struct migration *m, struct mig_call *c)
 		struct mig_ticket *t = migration_ticket_import(m, c, imported);
 		struct err e;
 		err_clear(&e);
-		int r = m->cfg.ops->import(m->cfg.sb, c->sandbox_id, c->bytes, c->len,
+		int r = m->cfg.ops->import(m->cfg.sb, c->sandbox_id, c->type_url, c->bytes, c->len,
 		                           migration_sb_import, t, &e);
 		if (r < 0)
 			migration_ticket_now(t, r, &e);

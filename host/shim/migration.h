@@ -211,11 +211,13 @@ struct migration_sandbox_ops {
 	 * is unfrozen again before `done` (hcsshim leaves a partial export frozen, §10). */
 	int (*save)(void *sb, migration_sb_save_fn done, void *cookie, struct err *e);
 
-	/* Destination.  import: decode the envelope's bytes and import every controller,
-	 * frozen, atomically (on failure nothing was applied); report the containers.  Bad bytes
-	 * are -EINVAL naming payload, field and value. */
-	int (*import)(void *sb, const char *sandbox_id, const uint8_t *value, size_t len,
-	              migration_sb_import_fn done, void *cookie, struct err *e);
+	/* Destination.  import: decode the envelope Any (type_url is always
+	 * MIGRATION_ENVELOPE_TYPE_URL; value/len its bytes, e.g. for envelope_save_decode) and
+	 * import every controller, frozen, atomically (on failure nothing was applied); report
+	 * the containers.  Bad bytes are -EBADMSG or -EINVAL (InvalidArgument) naming payload,
+	 * field and value; a size limit is -E2BIG (ResourceExhausted). */
+	int (*import)(void *sb, const char *sandbox_id, const char *type_url, const uint8_t *value,
+	              size_t len, migration_sb_import_fn done, void *cookie, struct err *e);
 	/* patch: rebind one imported container's host resources (bundle, stdio, every SCSI
 	 * disk from the rootfs mounts or the explicit repaths, the network namespace of a
 	 * sandbox container) and re-key it to req->id.  On failure nothing changed. */

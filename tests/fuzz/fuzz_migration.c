@@ -130,8 +130,8 @@ static int save(void *sb, migration_sb_save_fn done, void *cookie, struct err *e
 	return verb(sb, V_SAVE, (void *)done, cookie, e);
 }
 
-static int import(void *sb, const char *id, const uint8_t *v, size_t n, migration_sb_import_fn done,
-                  void *cookie, struct err *e)
+static int import(void *sb, const char *id, const char *type_url, const uint8_t *v, size_t n,
+                  migration_sb_import_fn done, void *cookie, struct err *e)
 {
 	return verb(sb, V_IMPORT, (void *)done, cookie, e);
 }

@@ -231,11 +231,12 @@ static int f_save(void *sb, migration_sb_save_fn done, void *cookie, struct err 
 	return 0;
 }
 
-static int f_import(void *sb, const char *sandbox_id, const uint8_t *value, size_t len,
-                    migration_sb_import_fn done, void *cookie, struct err *e)
+static int f_import(void *sb, const char *sandbox_id, const char *type_url, const uint8_t *value,
+                    size_t len, migration_sb_import_fn done, void *cookie, struct err *e)
 {
 	struct fake_sb *f = sb;
 	(void)value;
+	assert_string_equal(type_url, MIGRATION_ENVELOPE_TYPE_URL);
 	snprintf(f->import_sandbox, sizeof(f->import_sandbox), "%s", sandbox_id);
 	f->import_len = len;
 	int r = begin(f, FAKE_IMPORT, e);
