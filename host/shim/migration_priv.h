@@ -1,8 +1,9 @@
-/* Internals of the migration controller shared by its four files: migration.c (the object,
+/* Internals of the migration controller shared by its files: migration.c (the object,
  * the call queue, statuses, sessions, Subscribe, Cleanup, the task guard), mig_source.c
  * (PrepareAndExportSandbox), mig_dest.c (ImportSandbox, PatchResourcePaths, PrepareSandbox)
  * and mig_transfer.c (CreateDuplicateSocket, TransferSandbox, FinalizeSandbox, Cancel).
  *
+ * mig_calls.c holds the entry points, which copy an RPC's arguments into a call and queue it.
  * A call is one RPC waiting in the queue or being served: `busy` is the call whose turn it is
  * (hcsshim's mutex); a Cancel waiting for the sandbox leaves its turn and sits in `cancel`.
  * Sandbox verbs are started through tickets: a ticket carries the continuation and outlives
@@ -149,6 +150,9 @@ void migration_sb_import(void *cookie, int status, const struct err *e,
 		if (r_ < 0)                                                                        \
 			migration_ticket_now(t_, r_, &e_);                                         \
 	} while (0)
+
+/* ---- queueing a call (mig_calls.c builds them) ---- */
+void migration_enqueue(struct migration *m, struct mig_call *c);
 
 /* ---- ending a call ---- */
 /* Cancel gives up its turn while the sandbox cancels (hcsshim releases its lock then). */

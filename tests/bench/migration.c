@@ -217,19 +217,40 @@ static double take_us(bool plain_dup)
 	return us;
 }
 
+static double take_dupsock_us(void)
+{
+	return take_us(false);
+}
+
+static double take_dup_us(void)
+{
+	return take_us(true);
+}
+
+/* The medians of r interleaved runs of a measurement and its baseline. */
+static void medians(size_t r, double (*fa)(void), double (*fb)(void), double *ma, double *mb)
+{
+	double *a = calloc(r, sizeof(double)), *b = calloc(r, sizeof(double));
+	for (size_t i = 0; i < r; i++) {
+		a[i] = fa();
+		b[i] = fb();
+	}
+	*ma = stats_median(a, r);
+	*mb = stats_median(b, r);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	size_t r = runs();
-	double *a = calloc(r, sizeof(double)), *b = calloc(r, sizeof(double));
-	for (size_t i = 0; i < r; i++) {
-		a[i] = source_session_us();
-		b[i] = loop_round_trip_us();
-	}
-	double sess = stats_median(a, r), rt = stats_median(b, r);
+	double sess, rt, fo, dc, tk, dp;
+	medians(r, source_session_us, loop_round_trip_us, &sess, &rt);
 	printf("source session (6 calls, instant sandbox): %.1f us, %.2f us/call; bare loop round "
 	       "trip %.2f us; ratio per call %.1f\n",
 	       sess, sess / 6, rt, sess / 6 / rt);
 	static const size_t sizes[] = {1, 10, 100, 1000};
+	double *a = calloc(r, sizeof(double));
 	for (size_t k = 0; k < 4; k++) {
 		for (size_t i = 0; i < r; i++)
 			a[i] = dest_us_per_container(sizes[k]);
@@ -238,23 +259,14 @@ int main(void)
 		    "container (import + patch + prepare)\n",
 		    sizes[k], stats_median(a, r));
 	}
-	for (size_t i = 0; i < r; i++) {
-		a[i] = fanout_ns();
-		b[i] = direct_ns();
-	}
-	double fo = stats_median(a, r), dc = stats_median(b, r);
+	free(a);
+	medians(r, fanout_ns, direct_ns, &fo, &dc);
 	printf("notification fan-out, %d events x %d subscribers: %.1f ns per delivery; direct "
 	       "call %.1f ns; ratio %.1f\n",
 	       EVENTS, SUBS, fo, dc, fo / dc);
-	for (size_t i = 0; i < r; i++) {
-		a[i] = take_us(false);
-		b[i] = take_us(true);
-	}
-	double tk = stats_median(a, r), dp = stats_median(b, r);
+	medians(r, take_dupsock_us, take_dup_us, &tk, &dp);
 	printf("CreateDuplicateSocket take (pidfd + /proc + checks): %.2f us; dup(2) %.2f us; "
 	       "ratio %.0f\n",
 	       tk, dp, tk / dp);
-	free(a);
-	free(b);
 	return 0;
 }
