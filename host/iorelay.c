@@ -100,7 +100,7 @@ static void conn_on_read(struct stream *s, struct buf *in, void *ud)
 	size_t n = buf_avail(in);
 	iorelay_enter(r);
 	if (r->mode == IORELAY_MODE_RESUME) {
-		iorelay_conn_read_resume(r, s, in);
+		iorelay_conn_read_resume(r, in);
 		iorelay_leave(r);
 		return;
 	}
@@ -462,6 +462,10 @@ struct iorelay *iorelay_new_resume(struct ev_loop *loop, const struct vsock_addr
 		r->ops = *ops;
 	r->ud = ud;
 	buf_init(&r->early);
+	if (dir == IORELAY_TO_GUEST)
+		r->end.tx = &r->tx;
+	else
+		r->end.rx = &r->rx;
 	ev_timer_init(&r->ack_timer, iorelay_on_ack_timer, 0., 0.);
 	r->ack_timer.data = r;
 	if (rc) {

@@ -15,6 +15,7 @@
 #include "bridge/resume.h"
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "common/stream.h"
 #include "common/vsock.h"
 #include "host/iorelay.h"
@@ -49,6 +50,8 @@ struct iorelay {
 	bool cut;               /* iorelay_cut: not listening */
 	struct resume_conn rc;
 	struct resume_receiver rx; /* FROM_GUEST: rx.delivered = accepted by the sink */
+	struct resume_stream end;  /* the rules for rc's events (&rx or &tx) */
+	struct log_limit warn;     /* this stream's protocol warnings */
 	bool offset_known;
 	bool held;                 /* HELLO received, READY waits for the offset */
 	struct resume_hello hello; /* the held HELLO */
@@ -95,6 +98,6 @@ void iorelay_pull_early(struct iorelay *r);
 void iorelay_pump(struct iorelay *r);
 /* Input of a resumed connection: HELLO (answered, or held while the offset is unknown),
  * ACKs and data. */
-void iorelay_conn_read_resume(struct iorelay *r, struct stream *s, struct buf *in);
+void iorelay_conn_read_resume(struct iorelay *r, struct buf *in);
 
 #endif

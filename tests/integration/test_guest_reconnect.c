@@ -356,6 +356,127 @@ static void test_unread_wait_response(void **state)
 	agent_call_expect(f->fd, RPC_WAIT_FOR_PROCESS, 45, w, HR_ERR_NOT_FOUND);
 }
 
+/* Lines of the agent's log containing `needle`. */
+static int log_count(const struct agent *f, const char *needle)
+{
+	char path[128], line[1024];
+	snprintf(path, sizeof(path), "%s/gcs.log", f->dir);
+	FILE *fp = fopen(path, "r");
+	assert_non_null(fp);
+	int n = 0;
+	while (fgets(line, sizeof(line), fp))
+		if (strstr(line, needle))
+			n++;
+	fclose(fp);
+	return n;
+}
+
+static json_int_t wait_exit(struct agent *f, uint64_t id, json_int_t pid)
+{
+	char wait[160];
+	agent_wait_body(wait, sizeof(wait), (long long)pid);
+	json_t *j = agent_call(f->fd, RPC_WAIT_FOR_PROCESS, id, wait);
+	assert_int_equal(agent_result(j), 0);
+	json_int_t code = json_integer_value(json_object_get(j, "ExitCode"));
+	json_decref(j);
+	return code;
+}
+
+/* Issue 7 item 3: stdin after a READY below what the guest wrote into the pipe.  8 bytes were
+ * delivered; the host answers the re-dial's HELLO (offset 8) with READY(OK, 4) and sends
+ * "EFGHIJ" (offsets 4..9): the process must get "IJ" only (bridge/resume.h: re-sent bytes
+ * below `delivered` are dropped), and the guest then acknowledges 10, not 14. */
+static void test_stdin_ready_overlap(void **state)
+{
+	struct agent *f = *state;
+	struct err e;
+	negotiate_resume(f->fd);
+	int lin = vsock_listen(&f->addr, PORT_IN, &e);
+	int lout = vsock_listen(&f->addr, PORT_OUT, &e);
+	assert_true(lin >= 0 && lout >= 0);
+	exec_uvm(f->fd, 1, "cat", true, true);
+	int in = agent_accept_on(lin);
+	assert_true(in >= 0);
+	expect_hello(in, RESUME_FLAG_INPUT | RESUME_FLAG_FIRST, PORT_IN, 0);
+	int out = agent_accept_on(lout);
+	assert_true(out >= 0);
+	json_int_t pid = exec_result(f->fd, 1);
+	expect_hello(out, RESUME_FLAG_FIRST, PORT_OUT, 0);
+	send_ready(in, 0);
+	send_ready(out, 0);
+	assert_int_equal(fd_write_all(in, "ABCDEFGH", 8, &e), 0);
+	expect_data(out, "ABCDEFGH");
+	send_ack(out, 8);
+	uint8_t ack[8];
+	uint64_t off = 0;
+	read_exact(in, ack, 8);
+	resume_ack_decode(ack, 8, &off);
+	assert_true(off == 8);
+	usleep(20000); /* the ack of stdout offset 8 has reached the guest */
+
+	cut(f, &in, &out);
+	f->fd = agent_accept(f);
+	assert_true(f->fd >= 0);
+	negotiate_resume(f->fd);
+	out = agent_accept_on(lout);
+	assert_true(out >= 0);
+	expect_hello(out, 0, PORT_OUT, 8);
+	in = agent_accept_on(lin);
+	assert_true(in >= 0);
+	expect_hello(in, RESUME_FLAG_INPUT, PORT_IN, 8);
+	send_ready(out, 8);
+	send_ready(in, 4); /* below the guest's 8: "EFGH" are re-sent bytes */
+	assert_int_equal(fd_write_all(in, "EFGHIJ", 6, &e), 0);
+	expect_data(out, "IJ");
+	read_exact(in, ack, 8);
+	resume_ack_decode(ack, 8, &off);
+	assert_true(off == 10);
+	expect_silence(out, 100); /* nothing else reached the process */
+	send_ack(out, 10);
+	shutdown(in, SHUT_WR);
+	char c;
+	struct pollfd q = {.fd = out, .events = POLLIN};
+	assert_true(poll(&q, 1, AGENT_IO_TIMEOUT_MS) > 0);
+	assert_int_equal(read(out, &c, 1), 0);
+	send_ack(out, 10);
+	close(out);
+	assert_int_equal(wait_exit(f, 2, pid), 0);
+	close(in);
+	vsock_unlisten(&f->addr, PORT_IN, lin);
+	vsock_unlisten(&f->addr, PORT_OUT, lout);
+}
+
+/* Issue 7 item 2: a READY beyond what the guest produced (a wrong hand-over offset) cannot be
+ * honoured.  The guest must fail the stream cleanly, log it once and never loop: the
+ * connection is closed without a byte of data, no re-dial follows, and the process's exit is
+ * still reported. */
+static void test_ready_beyond_produced(void **state)
+{
+	struct agent *f = *state;
+	struct err e;
+	negotiate_resume(f->fd);
+	int lout = vsock_listen(&f->addr, PORT_OUT, &e);
+	assert_true(lout >= 0);
+	exec_uvm(f->fd, 1, "echo hello; sleep 0.3; echo more", false, true);
+	int out = agent_accept_on(lout);
+	assert_true(out >= 0);
+	json_int_t pid = exec_result(f->fd, 1);
+	expect_hello(out, RESUME_FLAG_FIRST, PORT_OUT, 0);
+	usleep(50000); /* "hello\n" (6 bytes) was produced */
+	send_ready(out, 1000);
+	char buf[64];
+	struct pollfd q = {.fd = out, .events = POLLIN};
+	assert_true(poll(&q, 1, AGENT_IO_TIMEOUT_MS) > 0);
+	assert_int_equal(read(out, buf, sizeof(buf)), 0); /* closed, no data */
+	close(out);
+	/* no re-dial loop: nothing dials the port again */
+	struct pollfd lp = {.fd = lout, .events = POLLIN};
+	assert_int_equal(poll(&lp, 1, 500), 0);
+	(void)wait_exit(f, 2, pid);
+	assert_int_equal(log_count(f, "beyond produced"), 1);
+	vsock_unlisten(&f->addr, PORT_OUT, lout);
+}
+
 /* A connection to the wake port makes the agent drop the bridge and dial again at once. */
 static void test_wake(void **state)
 {
@@ -398,6 +519,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_blackout_exits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unread_wait_response, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wake, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stdin_ready_overlap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ready_beyond_produced, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

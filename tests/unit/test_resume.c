@@ -371,6 +371,85 @@ static void test_sender_grows_lazily(void **state)
 	resume_sender_fini(&s);
 }
 
+/* Zero-copy appends: reserve a span at the tail, read into it, commit; the ring starts at
+ * RESUME_RING_MIN, grows only when asked to, and a budget shared by several senders stops
+ * growth (never the first ring) and gets every byte back on trim and fini. */
+static void test_sender_reserve_and_budget(void **state)
+{
+	(void)state;
+	struct resume_budget b = {.limit = 3 * RESUME_RING_MIN};
+	struct resume_sender s1, s2;
+	struct err e;
+	resume_sender_init(&s1, 0, 0);
+	resume_sender_init(&s2, 0, 0);
+	resume_sender_set_budget(&s1, &b);
+	resume_sender_set_budget(&s2, &b);
+	size_t len;
+	uint8_t *p = resume_sender_reserve(&s1, 100, false, &len);
+	assert_non_null(p);
+	assert_int_equal(len, 100);
+	assert_int_equal(s1.alloc, RESUME_RING_MIN);
+	assert_int_equal(b.used, RESUME_RING_MIN);
+	fill(p, 0, 60);
+	resume_sender_commit(&s1, 60);
+	assert_int_equal(drain_check(&s1, SIZE_MAX), 60);
+	/* no growth without `grow`: the span ends where the ring does */
+	p = resume_sender_reserve(&s1, 2 * RESUME_RING_MIN, false, &len);
+	assert_int_equal(len, RESUME_RING_MIN - 60);
+	fill(p, 60, len);
+	resume_sender_commit(&s1, len);
+	assert_null(resume_sender_reserve(&s1, 10, false, &len));
+	assert_int_equal(len, 0);
+	/* growing doubles, within the budget: 16 KiB -> 32 KiB uses the rest but one ring */
+	p = resume_sender_reserve(&s1, 10, true, &len);
+	assert_int_equal(s1.alloc, 2 * RESUME_RING_MIN);
+	assert_int_equal(b.used, 2 * RESUME_RING_MIN);
+	assert_int_equal(len, 10);
+	fill(p, RESUME_RING_MIN, 10);
+	resume_sender_commit(&s1, 10);
+	/* the second sender's first ring is granted, its growth is not */
+	p = resume_sender_reserve(&s2, 10, true, &len);
+	assert_int_equal(s2.alloc, RESUME_RING_MIN);
+	assert_int_equal(b.used, 3 * RESUME_RING_MIN);
+	resume_sender_commit(&s2, 0);
+	fill(p, 0, RESUME_RING_MIN);
+	resume_sender_commit(&s2, RESUME_RING_MIN);
+	assert_int_equal(resume_sender_free(&s2), 0); /* full, and the budget is spent */
+	assert_null(resume_sender_reserve(&s2, 10, true, &len));
+	assert_int_equal(s2.alloc, RESUME_RING_MIN);
+	assert_int_equal(resume_sender_append(&s2, "x", 1), 0);
+	/* the first sender's bytes are all there, in order */
+	assert_int_equal(drain_check(&s1, SIZE_MAX), RESUME_RING_MIN - 60 + 10);
+	assert_int_equal(resume_sender_ack(&s1, s1.produced, &e), 0);
+	/* trim gives an empty ring back; the second sender may now grow */
+	resume_sender_trim(&s1);
+	assert_int_equal(s1.alloc, 0);
+	assert_int_equal(b.used, RESUME_RING_MIN);
+	assert_true(resume_sender_free(&s2) > 0);
+	p = resume_sender_reserve(&s2, 10, true, &len);
+	assert_int_equal(s2.alloc, 2 * RESUME_RING_MIN);
+	assert_int_equal(len, 10);
+	assert_int_equal(drain_check(&s2, SIZE_MAX), RESUME_RING_MIN);
+	resume_sender_fini(&s1);
+	resume_sender_fini(&s2);
+	assert_int_equal(b.used, 0);
+	/* fallback with a tail of 0: nothing is kept once given to the connection */
+	resume_sender_init(&s1, 0, 0);
+	resume_sender_set_tail(&s1, 0);
+	resume_sender_set_fallback(&s1, true);
+	p = resume_sender_reserve(&s1, 50, false, &len);
+	fill(p, 0, 50);
+	resume_sender_commit(&s1, 50);
+	assert_int_equal(drain_check(&s1, 20), 20);
+	assert_true(s1.floor == 20);
+	resume_sender_fini(&s1);
+	/* overlap against any accounted offset */
+	assert_int_equal(resume_overlap(10, 4, 6), 6);
+	assert_int_equal(resume_overlap(10, 4, 9), 6);
+	assert_int_equal(resume_overlap(10, 10, 9), 0);
+	assert_int_equal(resume_overlap(10, 12, 9), 0);
+}
+
 static void test_sender_fallback_tail(void **state)
 {
 	(void)state;
@@ -458,12 +537,21 @@ static void test_sender_ready_and_answer(void **state)
 	assert_int_equal(resume_sender_on_ready(&s, &r, &e), -ERANGE);
 	assert_non_null(strstr(e.msg, "gap"));
 	assert_true(s.sent == 500);
-	/* OK with an offset we cannot serve: same */
+	/* OK with an offset we cannot serve (beyond produced, or below the floor without a gap
+	 * status): refused, nothing changes, the caller gives the stream up (issue 7) */
 	r.status = RESUME_STATUS_OK;
 	r.offset = 2000;
 	drain_check(&s, 100);
-	assert_int_equal(resume_sender_on_ready(&s, &r, &e), -ERANGE);
-	assert_true(s.sent == 500 && s.acked == 500);
+	err_clear(&e);
+	assert_int_equal(resume_sender_on_ready(&s, &r, &e), -EPROTO);
+	assert_non_null(strstr(e.msg, "beyond produced"));
+	assert_true(s.sent == 600 && s.acked == 500 && s.floor == 500);
+	r.offset = 499;
+	assert_int_equal(resume_sender_on_ready(&s, &r, &e), -EPROTO);
+	assert_true(s.sent == 600 && s.acked == 500 && s.floor == 500);
+	r.offset = 500;
+	assert_int_equal(resume_sender_on_ready(&s, &r, &e), 0);
+	assert_true(s.sent == 500);
 
 	/* host side of stdin: answer the guest's HELLO */
 	struct resume_hello gh = {.version = 1, .flags = RESUME_FLAG_INPUT, .offset = 700};
@@ -1047,6 +1135,7 @@ int main(void)
 	    cmocka_unit_test(test_sender_ack_beyond_sent_and_start),
 	    cmocka_unit_test(test_sender_capacity_wrap),
 	    cmocka_unit_test(test_sender_grows_lazily),
+	    cmocka_unit_test(test_sender_reserve_and_budget),
 	    cmocka_unit_test(test_sender_fallback_tail),
 	    cmocka_unit_test(test_sender_ready_and_answer),
 	    cmocka_unit_test(test_receiver_ack_policy),
