@@ -61,6 +61,23 @@
 #define BRIDGE_MSG_MAX_STRING   (128u * 1024u)       /* bytes, plain string fields */
 #define BRIDGE_MSG_MAX_DOCUMENT (4u * 1024u * 1024u) /* bytes, AnyInString inner documents */
 #define BRIDGE_MSG_MAX_ITEMS    65536u               /* entries per array or map */
+/* What one parse (a payload, or one AnyInString document in it) may cost, in value units,
+ * counted on the text before jansson builds anything (bridge_json_check).  Units follow what
+ * jansson allocates per value, measured on this build: an object 234 bytes, an array 138, a
+ * short string or key 90, a number 42; so an object counts 4, an array 2, every key, string,
+ * number and literal 1 (about 64 bytes a unit).  65536 units hold a tree to about 4 MiB (plus
+ * the string bytes themselves, bounded by the frame), where 8 MiB of `{},` would have cost
+ * 650 MB.  Real requests are far below: a Create with the docker default seccomp profile in
+ * its OCI spec is about 2,500 units; large requests are large because of long strings (a
+ * base64 security policy is one unit), not because of many values. */
+#define BRIDGE_MSG_MAX_VALUES 65536u
+
+/* Count the values of JSON text json[0..len) in the units above, without allocating; -EBADMSG
+ * ("... values over the limit ...") when over BRIDGE_MSG_MAX_VALUES, else the count.  The
+ * count never underestimates what jansson would build from the same text (valid or not, up
+ * to where it stops), so checking it first bounds the memory of the parse.  Every decoder
+ * here calls it before parsing. */
+long bridge_json_check(const void *json, size_t len, struct err *e);
 
 /* ---------------------------------------------------------------------------------------
  * Common parts */

@@ -401,11 +401,35 @@ static void not_supported(struct gcs_req *r)
 		             name);
 }
 
+static void refuse_over_cap(struct gcs *g, const struct bridge_hdr *h)
+{
+	char *json;
+	size_t len;
+	char msg[96];
+	struct err e;
+	snprintf(msg, sizeof(msg), "too many requests in flight (%u)", GCS_MAX_REQUESTS);
+	log_limited(&g->cap_log, LOG_LVL_WARN, "%s id=%llu: %s", bridge_type_name(h->type),
+	            (unsigned long long)h->id, msg);
+	bridge_msg_error_response(HR_FAIL, msg, NULL, &json, &len);
+	if (bridge_conn_respond(g->conn, h->type, h->id, json, len, &e) < 0)
+		log_warn("response %s id=%llu: %s", bridge_type_name(h->type),
+		         (unsigned long long)h->id, e.msg);
+	free(json);
+}
+
 static void on_request(struct bridge_conn *c, const struct bridge_hdr *h, const char *json,
                        size_t len, void *ud)
 {
 	(void)c;
 	struct gcs *g = ud;
+	uint32_t rpc = h->type & ~BRIDGE_MT_MASK;
+	if (g->n_reqs >= GCS_MAX_REQUESTS && rpc != RPC_NEGOTIATE_PROTOCOL &&
+	    rpc != RPC_WAIT_FOR_PROCESS) {
+		/* answered here, without a request record (waits are checked by their handler,
+		 * after superseding) */
+		refuse_over_cap(g, h);
+		return;
+	}
 	struct gcs_req *r = xcalloc(1, sizeof(*r));
 	r->g = g;
 	r->type = h->type;
@@ -690,6 +714,7 @@ struct gcs *gcs_new(struct ev_loop *loop, const struct gcs_options *opt, struct 
 	    .ud = g,
 	    .retain_exits = true,
 	    .hub = g->hub,
+	    .child_nofile = g->opt.child_nofile,
 	};
 	g->rt = rt_new(loop, &rc, e);
 	if (!g->rt) {
@@ -724,6 +749,7 @@ void gcs_free(struct gcs *g)
 		g->reqs->wait = NULL;
 		req_free(g->reqs);
 	}
+	gcs_waits_fini(&g->waits);
 	pending_free_all(&g->pend_head, &g->pend_tail);
 	while (g->containers)
 		gcs_container_remove(g, g->containers->id);

@@ -16,8 +16,10 @@
 
 #include "bridge/msg.h"
 #include "common/guid.h"
+#include "common/log.h"
 #include "common/vsock.h"
 #include "guest/gcs.h"
+#include "guest/gcs_waits.h"
 
 struct rt;
 struct rt_wait;
@@ -41,7 +43,8 @@ struct gcs_req {
 	/* handler state */
 	void (*cleanup)(struct gcs_req *r); /* frees the state below; may be NULL */
 	void *state;
-	struct rt_wait *wait; /* WaitForProcess in progress */
+	struct rt_wait *wait;       /* WaitForProcess in progress */
+	struct gcs_wait_link wlink; /* an infinite WaitForProcess: in g->waits */
 };
 
 /* A frame waiting for a negotiated connection (notification or late WaitForProcess
@@ -74,6 +77,8 @@ struct gcs {
 
 	struct gcs_req *reqs;
 	unsigned n_reqs;
+	struct gcs_waits waits;   /* infinite WaitForProcess requests by (container, pid) */
+	struct log_limit cap_log; /* requests refused over GCS_MAX_REQUESTS */
 	struct gcs_pending *pend_head, *pend_tail; /* FIFO, sent after negotiation */
 	bool resume;           /* FerryStdioResume negotiated on the current connection */
 	struct relay_hub *hub; /* stdio re-dial (guest/relay_hub.h) */

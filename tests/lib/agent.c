@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "bridge/proto.h"
+#include "bridge/resume.h"
 #include "common/fdio.h"
 
 const char *agent_build_dir(void)
@@ -259,4 +260,144 @@ int agent_wait_exit(pid_t pid, int timeout_ms)
 		usleep(10000);
 	}
 	return -1;
+}
+
+/* ---- stdio resume and UVM processes ---- */
+
+#define AGENT_NEG_RESUME_BODY                                                                      \
+	"{\"ContainerId\":\"\",\"ActivityId\":\"" AGENT_NULL_ID "\","                              \
+	"\"MinimumVersion\":4,\"MaximumVersion\":4,\"Ferry\":{\"StdioResume\":1}}\n"
+
+void agent_negotiate_resume(int fd)
+{
+	json_t *j = agent_call(fd, RPC_NEGOTIATE_PROTOCOL, 0, AGENT_NEG_RESUME_BODY);
+	assert_int_equal(agent_result(j), 0);
+	json_t *gdc =
+	    json_object_get(json_object_get(j, "Capabilities"), "GuestDefinedCapabilities");
+	assert_true(json_is_true(json_object_get(gdc, "FerryStdioResume")));
+	json_decref(j);
+}
+
+void agent_exec_uvm(int fd, uint64_t id, const char *cmd, uint32_t in_port, uint32_t out_port)
+{
+	char body[1024];
+	snprintf(body, sizeof(body),
+	         "{\"ContainerId\":\"" AGENT_NULL_ID "\",\"Settings\":{\"ProcessParameters\":"
+	         "\"{\\\"CommandArgs\\\":[\\\"/bin/sh\\\",\\\"-c\\\",\\\"%s\\\"],"
+	         "\\\"CreateStdInPipe\\\":%s,\\\"CreateStdOutPipe\\\":%s}\","
+	         "\"VsockStdioRelaySettings\":{\"StdIn\":%u,\"StdOut\":%u}}}",
+	         cmd, in_port ? "true" : "false", out_port ? "true" : "false", in_port, out_port);
+	agent_send_req(fd, bridge_request_type(RPC_EXECUTE_PROCESS), id, body);
+}
+
+long long agent_exec_result(int fd, uint64_t id)
+{
+	struct bridge_hdr h;
+	json_t *j = agent_recv(fd, &h);
+	assert_non_null(j);
+	assert_int_equal(h.id, id);
+	if (agent_result(j) != 0) {
+		char *s = json_dumps(j, 0);
+		fprintf(stderr, "exec failed: %s\n", s ? s : "?");
+		free(s);
+	}
+	assert_int_equal(agent_result(j), 0);
+	long long pid = json_integer_value(json_object_get(j, "ProcessId"));
+	assert_true(pid > 0);
+	json_decref(j);
+	return pid;
+}
+
+long long agent_wait_code(int fd, uint64_t id, long long pid)
+{
+	char wait[160];
+	agent_wait_body(wait, sizeof(wait), pid);
+	json_t *j = agent_call(fd, RPC_WAIT_FOR_PROCESS, id, wait);
+	assert_int_equal(agent_result(j), 0);
+	long long code = json_integer_value(json_object_get(j, "ExitCode"));
+	json_decref(j);
+	return code;
+}
+
+void agent_read_exact(int fd, void *p, size_t n)
+{
+	struct pollfd q = {.fd = fd, .events = POLLIN};
+	assert_true(poll(&q, 1, AGENT_IO_TIMEOUT_MS) > 0);
+	struct err e;
+	assert_int_equal(fd_read_all(fd, p, n, &e), 0);
+}
+
+void agent_expect_hello(int fd, uint16_t flags, uint32_t port, uint64_t offset)
+{
+	uint8_t m[RESUME_HELLO_LEN];
+	struct resume_hello h;
+	struct err e;
+	agent_read_exact(fd, m, sizeof(m));
+	assert_int_equal(resume_hello_decode(m, sizeof(m), &h, &e), RESUME_HELLO_LEN);
+	assert_int_equal(h.flags, flags);
+	assert_int_equal(h.port, port);
+	assert_int_equal(h.offset, offset);
+}
+
+void agent_send_ready(int fd, uint64_t offset)
+{
+	uint8_t m[RESUME_READY_LEN];
+	struct resume_ready r = {.version = RESUME_VERSION, .offset = offset};
+	resume_ready_encode(&r, m);
+	struct err e;
+	assert_int_equal(fd_write_all(fd, m, sizeof(m), &e), 0);
+}
+
+void agent_send_ack(int fd, uint64_t offset)
+{
+	uint8_t m[RESUME_ACK_LEN];
+	resume_ack_encode(offset, m);
+	struct err e;
+	assert_int_equal(fd_write_all(fd, m, sizeof(m), &e), 0);
+}
+
+void agent_expect_data(int fd, const char *want)
+{
+	char buf[256];
+	size_t n = strlen(want);
+	assert_true(n < sizeof(buf));
+	agent_read_exact(fd, buf, n);
+	buf[n] = '\0';
+	assert_string_equal(buf, want);
+}
+
+void agent_expect_silence(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, ms), 0);
+}
+
+int agent_log_count(const struct agent *a, const char *needle)
+{
+	char path[128], line[1024];
+	snprintf(path, sizeof(path), "%s/gcs.log", a->dir);
+	FILE *fp = fopen(path, "r");
+	assert_non_null(fp);
+	int n = 0;
+	while (fgets(line, sizeof(line), fp))
+		if (strstr(line, needle))
+			n++;
+	fclose(fp);
+	return n;
+}
+
+long agent_status_kib(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	long v = -1;
+	size_t fl = strlen(field);
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, fl) == 0)
+			v = strtol(line + fl, NULL, 10);
+	fclose(f);
+	return v;
 }
