@@ -765,6 +765,12 @@ const struct gcs_caps *gcs_client_caps(const struct gcs_client *c)
 	return c->caps.version == GCS_PV_V4 && c->state != ST_FAILED ? &c->caps : NULL;
 }
 
+int gcs_client_stdio_dial_timeout_ms(const struct gcs_client *c)
+{
+	return c->cfg.stdio_dial_timeout_ms > 0 ? c->cfg.stdio_dial_timeout_ms
+	                                        : GCS_STDIO_DIAL_TIMEOUT_MS;
+}
+
 bool gcs_client_is_ready(const struct gcs_client *c)
 {
 	return c->state == ST_READY;

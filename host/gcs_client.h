@@ -76,7 +76,15 @@ struct gcs_client_config {
 	int rpc_timeout_ms;    /* 0: 300000 (bridge.Timeout); WaitForProcess never times out */
 	bool cold_start;       /* true: honour SendHostCreateMessage (false after migration) */
 	bool no_stdio_resume;  /* do not offer FerryStdioResume (hcsshim host behaviour) */
+	/* How long after the ExecuteProcess response the guest may take to dial each stdio
+	 * port of the process (it dials before answering, so this only covers the host loop
+	 * getting to the accept): past it the process fails with -ETIMEDOUT naming the process
+	 * and the port.  0: GCS_STDIO_DIAL_TIMEOUT_MS. */
+	int stdio_dial_timeout_ms;
 };
+/* Default of stdio_dial_timeout_ms: generous for a loaded machine, finite so that a guest that
+ * never dials cannot hang the host (issue 7: ferryctl hung 85 s and counting). */
+#define GCS_STDIO_DIAL_TIMEOUT_MS 10000
 
 /* Parse cfg->addr, listen on the bridge port 0x40000000 and arm the accept on `loop`.  Call
  * this BEFORE starting the guest.  The connection is accepted once (the listener is then
@@ -99,6 +107,8 @@ const struct vsock_addr *gcs_client_addr(const struct gcs_client *c);
  * close. */
 const struct gcs_caps *gcs_client_caps(const struct gcs_client *c);
 bool gcs_client_is_ready(const struct gcs_client *c);
+/* The stdio first-dial timeout in ms (the config's, or its default). */
+int gcs_client_stdio_dial_timeout_ms(const struct gcs_client *c);
 
 /* Typed call path (bridge/msg.h codecs): send `rpc` with the request struct `req` of kind
  * `req_kind` (borrowed; every request struct starts with struct bridge_req_base, whose

@@ -362,6 +362,7 @@ static void use_conn(struct iorelay *r, int fd)
 		return;
 	}
 	/* PLAIN: one connection, as the Go host's ioChannel. */
+	r->dialled = true;
 	if (r->resumable)
 		stop_listen(r);
 	if (r->dir == IORELAY_TO_GUEST) {
@@ -583,6 +584,11 @@ int iorelay_relisten(struct iorelay *r, struct err *e)
 		return 0;
 	r->cut = false;
 	return start_listen(r, e);
+}
+
+bool iorelay_dialled(const struct iorelay *r)
+{
+	return r->dialled || r->done;
 }
 
 uint32_t iorelay_port(const struct iorelay *r)

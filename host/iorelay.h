@@ -106,6 +106,9 @@ int iorelay_write(struct iorelay *r, const void *data, size_t n, struct err *e);
 int iorelay_close_write(struct iorelay *r, struct err *e);
 
 uint32_t iorelay_port(const struct iorelay *r);
+/* The guest has connected to this stream at least once (in resume mode: with a HELLO for
+ * it), or the stream is done. */
+bool iorelay_dialled(const struct iorelay *r);
 bool iorelay_connected(const struct iorelay *r);
 bool iorelay_done(const struct iorelay *r);
 /* Bytes moved across the guest connection so far. */

@@ -38,6 +38,7 @@ struct iorelay {
 	bool local_failed; /* the sink failed: discard further output */
 	struct err local_err;
 	bool done;
+	bool dialled;   /* the guest connected (resume: and its HELLO was taken) at least once */
 	unsigned depth; /* nesting of our callbacks, for deferred free */
 	bool free_pending;
 	uint64_t bytes;

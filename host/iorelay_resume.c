@@ -193,6 +193,7 @@ void iorelay_conn_read_resume(struct iorelay *r, struct buf *in)
 			break;
 		if (ev.type == RESUME_EV_HELLO) {
 			r->hello = ev.hello;
+			r->dialled = true;
 			resume_stream_new_conn(&r->end);
 			if (r->dir == IORELAY_FROM_GUEST && !r->offset_known) {
 				r->held = true; /* READY when the offset arrives */

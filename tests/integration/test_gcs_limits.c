@@ -61,8 +61,8 @@ struct traffic {
 	int fd;
 	struct buf out;
 	struct buf in;
-	unsigned responses; /* frames received */
-	unsigned failed;    /* ... with Result != 0 */
+	unsigned responses;        /* frames received */
+	unsigned failed;           /* ... with Result != 0 */
 	unsigned failed_in_flight; /* ... whose message says too many requests are in flight */
 	uint64_t watch_id;         /* a response id to look for */
 	bool watch_seen;
@@ -130,9 +130,9 @@ static bool traffic_run(struct traffic *t, bool read, const bool *until, int idl
 		bool done = buf_avail(&t->out) == 0 && (!until || *until);
 		if (done)
 			return true;
-		struct pollfd p = {.fd = t->fd,
-		                   .events = (short)((read ? POLLIN : 0) |
-		                                     (buf_avail(&t->out) ? POLLOUT : 0))};
+		struct pollfd p = {
+		    .fd = t->fd,
+		    .events = (short)((read ? POLLIN : 0) | (buf_avail(&t->out) ? POLLOUT : 0))};
 		if (poll(&p, 1, idle_ms) <= 0)
 			return false;
 		if (p.revents & POLLOUT) {
@@ -189,9 +189,8 @@ static void test_request_over_frame_cap(void **state)
 	size_t len;
 	char *body = many_values(16u << 20, &len);
 	uint8_t h[16];
-	struct bridge_hdr hd = {.type = bridge_request_type(RPC_CREATE),
-	                        .size = (uint32_t)(16 + len),
-	                        .id = 1};
+	struct bridge_hdr hd = {
+	    .type = bridge_request_type(RPC_CREATE), .size = (uint32_t)(16 + len), .id = 1};
 	bridge_hdr_encode(&hd, h);
 	assert_int_equal(send(f->fd, h, 16, MSG_NOSIGNAL), 16);
 	size_t off = 0;
@@ -224,9 +223,8 @@ static void test_request_many_values(void **state)
 	struct traffic t;
 	traffic_init(&t, f->fd);
 	uint8_t h[16];
-	struct bridge_hdr hd = {.type = bridge_request_type(RPC_CREATE),
-	                        .size = (uint32_t)(16 + len),
-	                        .id = 7};
+	struct bridge_hdr hd = {
+	    .type = bridge_request_type(RPC_CREATE), .size = (uint32_t)(16 + len), .id = 7};
 	bridge_hdr_encode(&hd, h);
 	buf_append(&t.out, h, 16);
 	buf_append(&t.out, body, len);
