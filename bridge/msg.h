@@ -135,7 +135,14 @@ struct bridge_kv {
  * answers byte-for-byte like the Linux GCS.  A feature is used on a connection only when
  * both sides said so in its current negotiation.  New capabilities are added here. */
 struct bridge_ferry_offer {    /* request "Ferry", omitted when all zero */
-	uint32_t stdio_resume; /* "StdioResume": stdio resume handshake version (1), 0 = no */
+	uint32_t stdio_resume; /* "StdioResume": stdio resume handshake version (2), 0 = no */
+	/* "Session": the session secret, 64 lower-case hex digits (bridge/session.h), sent by a
+	 * host that has no session with this guest yet (its first negotiation); never again */
+	char *session;
+	/* "Challenge": 64 hex digits, fresh for every negotiation: the guest proves it knows
+	 * the secret with FerrySessionProof, and stdio HELLOs of this negotiation are bound to
+	 * it */
+	char *challenge;
 };
 
 struct bridge_guest_caps { /* "GuestDefinedCapabilities", always emitted (at least {}) */
@@ -144,6 +151,7 @@ struct bridge_guest_caps { /* "GuestDefinedCapabilities", always emitted (at lea
 	bool dump_stacks_supported;            /* "DumpStacksSupported" */
 	bool delete_container_state_supported; /* "DeleteContainerStateSupported" */
 	bool ferry_stdio_resume;               /* "FerryStdioResume" (ferry), omitempty */
+	char *ferry_session_proof; /* "FerrySessionProof" (ferry): 64 hex digits, omitempty */
 };
 
 struct bridge_gcs_caps {

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bridge/session.h"
 #include "common/buf.h"
+#include "common/sha256.h"
 #include "common/xalloc.h"
 
 static inline uint16_t le16_get(const uint8_t *p)
@@ -33,8 +35,19 @@ void resume_hello_encode(const struct resume_hello *h, uint8_t out[RESUME_HELLO_
 	le16_put(out + 4, h->version);
 	le16_put(out + 6, h->flags);
 	le32_put(out + 8, h->port);
-	le32_put(out + 12, 0);
+	le32_put(out + 12, h->dial);
 	le64_put(out + 16, h->offset);
+	memcpy(out + RESUME_HELLO_SIGNED, h->mac, sizeof(h->mac));
+}
+
+void resume_hello_sign(struct resume_hello *h, const struct session_auth *a)
+{
+	memset(h->mac, 0, sizeof(h->mac));
+	if (!a || !a->on)
+		return;
+	uint8_t m[RESUME_HELLO_LEN];
+	resume_hello_encode(h, m);
+	session_hello_mac(a, m, RESUME_HELLO_SIGNED, h->mac);
 }
 
 void resume_ready_encode(const struct resume_ready *r, uint8_t out[RESUME_READY_LEN])
@@ -87,18 +100,14 @@ int resume_hello_decode(const uint8_t *p, size_t n, struct resume_hello *out, st
 		if (flags & ~RESUME_FLAGS_KNOWN)
 			return err_set(e, -EPROTO, "resume hello: unknown flags 0x%04x", flags);
 	}
-	if (n >= 16) {
-		uint32_t rsv = le32_get(p + 12);
-		if (rsv != 0)
-			return err_set(e, -EPROTO, "resume hello: reserved field is 0x%08x, not 0",
-			               rsv);
-	}
 	if (n < RESUME_HELLO_LEN)
 		return 0;
 	out->version = le16_get(p + 4);
 	out->flags = le16_get(p + 6);
 	out->port = le32_get(p + 8);
+	out->dial = le32_get(p + 12);
 	out->offset = le64_get(p + 16);
+	memcpy(out->mac, p + RESUME_HELLO_SIGNED, sizeof(out->mac));
 	return RESUME_HELLO_LEN;
 }
 
@@ -780,8 +789,8 @@ int resume_stream_event(struct resume_stream *st, const struct resume_event *ev,
 	               (int)ev->type);
 }
 
-int resume_stream_hello(struct resume_stream *st, const struct resume_hello *h, uint32_t port,
-                        struct resume_ready *rd, struct err *e)
+int resume_stream_hello_check(const struct resume_stream *st, const struct resume_hello *h,
+                              uint32_t port, const struct session_auth *a, struct err *e)
 {
 	bool input = st->tx != NULL; /* the listener sends data only on stdin */
 	if (h->port != port)
@@ -790,6 +799,25 @@ int resume_stream_hello(struct resume_stream *st, const struct resume_hello *h, 
 		return err_set(e, -EACCES, "hello for %s on %s port %#x",
 		               input ? "an output stream" : "stdin",
 		               input ? "the stdin" : "an output", port);
+	if (!a || !a->on)
+		return 0;
+	struct resume_hello u = *h;
+	resume_hello_sign(&u, a);
+	if (!mem_equal_ct(h->mac, u.mac, sizeof(u.mac)))
+		return err_set(e, -EACCES, "hello on port %#x without the session's proof", port);
+	if (h->dial <= st->last_dial)
+		return err_set(e, -EACCES, "hello on port %#x replays dial %u (last taken: %u)",
+		               port, h->dial, st->last_dial);
+	return 0;
+}
+
+int resume_stream_hello(struct resume_stream *st, const struct resume_hello *h, uint32_t port,
+                        const struct session_auth *a, struct resume_ready *rd, struct err *e)
+{
+	int rc = resume_stream_hello_check(st, h, port, a, e);
+	if (rc < 0)
+		return rc;
+	st->last_dial = h->dial;
 	if (st->tx)
 		return resume_sender_answer(st->tx, h, rd, e);
 	struct resume_receiver *r = st->rx;

@@ -24,21 +24,25 @@
 
 /* ---- wire format (all little-endian) ---------------------------------------------------- */
 
-/* Byte layout.  docs/stdio-resume.md gives the sizes 24 and 16 but field lists that sum to
- * 20 each; ferry keeps the sizes and aligns the u64 offset naturally:
- *   HELLO  0 "FRYH" | 4 u16 version | 6 u16 flags | 8 u32 port | 12 u32 0 | 16 u64 offset
+/* Byte layout (version 2, docs/stdio-resume.md §2):
+ *   HELLO  0 "FRYH" | 4 u16 version | 6 u16 flags | 8 u32 port | 12 u32 dial | 16 u64 offset
+ *          | 24 u8[32] mac
  *   READY  0 "FRYR" | 4 u16 version | 6 u16 status | 8 u64 offset
  *   ACK    0 u64 offset
- * (the u32 at 12 of HELLO is reserved, must be 0). */
-#define RESUME_VERSION     1
-#define RESUME_HELLO_LEN   24
-#define RESUME_READY_LEN   16
-#define RESUME_ACK_LEN     8 /* u64 cumulative offset delivered to the sink */
-#define RESUME_HELLO_MAGIC "FRYH"
-#define RESUME_READY_MAGIC "FRYR"
+ * `dial` numbers the connections of a stream (1 for the first); `mac` proves the session
+ * (bridge/session.h: HMAC-SHA256 over bytes 0..23 and the negotiation's challenge), all zeros
+ * when the negotiation established no session.  Version 1 (24 bytes, no dial, no mac) is
+ * gone: both ends are ours, and a plain hcsshim peer never sees a HELLO at all. */
+#define RESUME_VERSION      2
+#define RESUME_HELLO_LEN    56
+#define RESUME_HELLO_SIGNED 24 /* the HELLO bytes the mac covers */
+#define RESUME_READY_LEN    16
+#define RESUME_ACK_LEN      8 /* u64 cumulative offset delivered to the sink */
+#define RESUME_HELLO_MAGIC  "FRYH"
+#define RESUME_READY_MAGIC  "FRYR"
 
-/* HELLO flags.  Version 1 is strict: a HELLO with any other bit set is rejected (-EPROTO),
- * so a later version that needs new bits must also bump the version. */
+/* HELLO flags.  Strict: a HELLO with any other bit set is rejected (-EPROTO), so a later
+ * version that needs new bits must also bump the version. */
 #define RESUME_FLAG_INPUT  0x0001u /* the stream is stdin (host -> guest data) */
 #define RESUME_FLAG_FIRST  0x0002u /* first dial of this stream (not a re-dial) */
 #define RESUME_FLAGS_KNOWN (RESUME_FLAG_INPUT | RESUME_FLAG_FIRST)
@@ -63,8 +67,15 @@ struct resume_hello {
 	uint16_t version;
 	uint16_t flags;  /* RESUME_FLAG_* */
 	uint32_t port;   /* the stdio port this connection was dialled on */
+	uint32_t dial;   /* the stream's connection number (1, 2, ...) */
 	uint64_t offset; /* stdout/stderr: the guest's retained floor; stdin: guest delivered */
+	uint8_t mac[32]; /* the session proof (resume_hello_sign) */
 };
+
+struct session_auth; /* bridge/session.h */
+
+/* Fill h->mac for the session of `a` (zeros when !a->on). */
+void resume_hello_sign(struct resume_hello *h, const struct session_auth *a);
 
 struct resume_ready {
 	uint16_t version;
@@ -83,8 +94,8 @@ void resume_ack_encode(uint64_t offset, uint8_t out[RESUME_ACK_LEN]);
  * reported after the first wrong byte, not after the whole header.  Return:
  *   RESUME_*_LEN  a whole message was decoded into *out (bytes past it are not looked at);
  *   0             valid so far, more bytes needed (*out untouched);
- *   -EPROTO       bad magic, version != 1, unknown HELLO flag bits, HELLO reserved field
- *                 not 0, READY status not 0/1; `e` says which and what was seen.
+ *   -EPROTO       bad magic, version != RESUME_VERSION, unknown HELLO flag bits, READY
+ *                 status not 0/1; `e` says which and what was seen.
  * Never read past p[n-1]. */
 int resume_hello_decode(const uint8_t *p, size_t n, struct resume_hello *out, struct err *e);
 int resume_ready_decode(const uint8_t *p, size_t n, struct resume_ready *out, struct err *e);
@@ -200,7 +211,7 @@ void resume_sender_set_tail(struct resume_sender *s, size_t tail);
 uint64_t resume_sender_replay_tail(struct resume_sender *s, size_t max);
 
 /* Guest side of an output stream: the HELLO to send after dialling `port` (offset = floor,
- * version 1, flags = `flags` without RESUME_FLAG_INPUT). */
+ * flags = `flags` without RESUME_FLAG_INPUT; the caller sets dial and signs it). */
 void resume_sender_hello(const struct resume_sender *s, uint32_t port, uint16_t flags,
                          struct resume_hello *h);
 /* Guest side of an output stream: apply the host's READY (already decoded).  Status OK with
@@ -360,8 +371,9 @@ int resume_conn_feed(struct resume_conn *c, const uint8_t *p, size_t n, size_t *
 struct resume_stream {
 	struct resume_sender *tx;   /* data sender: guest stdout/stderr, host stdin; else NULL */
 	struct resume_receiver *rx; /* data receiver: guest stdin, host stdout/stderr; else NULL */
-	uint64_t pending;  /* receiver: bytes taken from connections, not yet in rx->delivered */
-	unsigned bad_acks; /* sender: ACKs refused on the current connection */
+	uint64_t pending;   /* receiver: bytes taken from connections, not yet in rx->delivered */
+	unsigned bad_acks;  /* sender: ACKs refused on the current connection */
+	uint32_t last_dial; /* listener: the dial number of the last HELLO taken */
 };
 
 /* ACKs a sender refuses on one connection before it drops it: a host (or guest) sending junk
@@ -391,14 +403,19 @@ int resume_stream_event(struct resume_stream *st, const struct resume_event *ev,
 /* A new connection: the per-connection counters start over. */
 void resume_stream_new_conn(struct resume_stream *st);
 
-/* Listener (host): the HELLO `h` arrived on a connection accepted on `port`.  It must be for
- * this port and this direction (else -EACCES: an impostor or a confused guest; refuse the
- * connection without touching the stream).  Then the READY to answer: a sender (stdin)
- * resumes at the guest's offset (resume_sender_answer); a receiver (stdout/stderr) at what it
- * has, rx->delivered + pending, or GAP when the guest no longer retains that (bytes lost,
- * counted in rx->gap_bytes).  Returns 0, -ERANGE (a gap: log it, send the READY anyway) or
- * -EACCES. */
+/* Listener (host): may the HELLO `h`, received on a connection accepted on `port`, take the
+ * stream?  It must be for this port and this direction, and with a session (`a` on) carry the
+ * session's mac for this negotiation and a dial number above the last one taken (an old HELLO
+ * cannot be replayed).  0, or -EACCES with the reason: an impostor or a confused guest, to be
+ * refused without touching the stream.  Changes nothing. */
+int resume_stream_hello_check(const struct resume_stream *st, const struct resume_hello *h,
+                              uint32_t port, const struct session_auth *a, struct err *e);
+/* Listener: take the HELLO (resume_stream_hello_check first, then its dial number is
+ * remembered) and the READY to answer: a sender (stdin) resumes at the guest's offset
+ * (resume_sender_answer); a receiver (stdout/stderr) at what it has, rx->delivered +
+ * pending, or GAP when the guest no longer retains that (bytes lost, counted in
+ * rx->gap_bytes).  Returns 0, -ERANGE (a gap: log it, send the READY anyway) or -EACCES. */
 int resume_stream_hello(struct resume_stream *st, const struct resume_hello *h, uint32_t port,
-                        struct resume_ready *rd, struct err *e);
+                        const struct session_auth *a, struct resume_ready *rd, struct err *e);
 
 #endif

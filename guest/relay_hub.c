@@ -90,6 +90,8 @@ static int attach_conn(struct relay_stream *s, int fd)
 			resume_sender_hello(&s->tx, s->port, flags, &hello);
 		else
 			resume_receiver_hello(&s->rx, s->port, flags, &hello);
+		hello.dial = s->dials;
+		resume_hello_sign(&hello, &s->hub->auth);
 		struct err e;
 		resume_conn_init(&s->rc, RESUME_DIALER, !s->output);
 		resume_conn_hello(&s->rc, &hello, m, &e);
@@ -341,6 +343,7 @@ void relay_hub_free(struct relay_hub *h)
 {
 	if (!h)
 		return;
+	memset(&h->auth, 0, sizeof(h->auth));
 	while (h->streams) {
 		struct relay_stream *s = h->streams;
 		vsock_dialer_free(s->dial);
@@ -387,10 +390,14 @@ static void open_one(struct relay_stream *s)
 	}
 }
 
-void relay_hub_open(struct relay_hub *h, enum relay_mode mode)
+void relay_hub_open(struct relay_hub *h, enum relay_mode mode, const struct session_auth *auth)
 {
 	h->open = true;
 	h->mode = mode;
+	if (auth)
+		h->auth = *auth;
+	else
+		memset(&h->auth, 0, sizeof(h->auth));
 	hub_each(h, open_one);
 }
 

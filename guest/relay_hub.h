@@ -51,9 +51,11 @@ struct relay_hub *relay_hub_new(struct ev_loop *loop, const struct vsock_addr *a
 /* Unlink every stream (they keep their current connection and behave as unlinked from now
  * on) and free.  NULL-safe. */
 void relay_hub_free(struct relay_hub *h);
-/* The bridge was negotiated with `mode`: connections dialled from now on use it; every
- * stream waiting for a connection dials now. */
-void relay_hub_open(struct relay_hub *h, enum relay_mode mode);
+struct session_auth; /* bridge/session.h */
+/* The bridge was negotiated with `mode` and (resume) the session `auth` (copied; HELLOs carry
+ * its proof when auth->on): connections dialled from now on use them; every stream waiting
+ * for a connection dials now. */
+void relay_hub_open(struct relay_hub *h, enum relay_mode mode, const struct session_auth *auth);
 /* The bridge is gone: no dial starts until relay_hub_open; dials and handshakes in progress
  * are abandoned (they start again on open).  Established connections are kept. */
 void relay_hub_close(struct relay_hub *h);

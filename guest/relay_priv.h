@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bridge/resume.h"
+#include "bridge/session.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/vsock.h"
@@ -96,6 +97,7 @@ struct relay_hub {
 	bool open;
 	enum relay_mode mode;
 	struct relay_stream *streams;
+	struct session_auth auth;    /* of the current negotiation (HELLO proofs) */
 	struct resume_budget retain; /* ring memory of every linked output stream */
 	size_t pipe_used;            /* deepened pipe capacity of linked output streams */
 	size_t pipe_limit;

@@ -13,12 +13,24 @@
 #include <ev.h>
 
 #include "bridge/resume.h"
+#include "bridge/session.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/stream.h"
 #include "common/vsock.h"
 #include "host/iorelay.h"
+
+/* A connection accepted on a resumable relay's port, not yet proven (host/iorelay.h). */
+struct iorelay_cand {
+	struct iorelay *r;
+	int fd;       /* -1: free slot */
+	bool reading; /* mode known (RESUME): reading the HELLO */
+	ev_io w;      /* readable */
+	ev_timer tmo; /* IORELAY_HELLO_TIMEOUT_MS */
+	uint8_t hello[RESUME_HELLO_LEN];
+	size_t n;
+};
 
 struct iorelay {
 	struct ev_loop *loop;
@@ -45,10 +57,12 @@ struct iorelay {
 
 	/* resume support */
 	bool resumable; /* created by iorelay_new_resume */
-	enum iorelay_mode (*mode_fn)(struct iorelay *r, void *ud);
-	enum iorelay_mode mode; /* of the current connection */
-	int parked_fd;          /* accepted, mode not known yet */
-	bool cut;               /* iorelay_cut: not listening */
+	enum iorelay_mode (*mode_fn)(struct iorelay *r, struct session_auth *auth, void *ud);
+	enum iorelay_mode mode;   /* of the current connection */
+	struct session_auth auth; /* ... and its session (RESUME) */
+	struct iorelay_cand cand[IORELAY_MAX_CANDIDATES];
+	struct log_limit refused; /* refused candidates (impostors) */
+	bool cut;                 /* iorelay_cut: not listening */
 	struct resume_conn rc;
 	struct resume_receiver rx; /* FROM_GUEST: rx.delivered = accepted by the sink */
 	struct resume_stream end;  /* the rules for rc's events (&rx or &tx) */

@@ -120,7 +120,7 @@ static int answer_hello(struct iorelay *r, struct err *e)
 {
 	struct resume_ready rd;
 	uint8_t m[RESUME_READY_LEN];
-	int rc = resume_stream_hello(end_of(r), &r->hello, r->port, &rd, e);
+	int rc = resume_stream_hello(end_of(r), &r->hello, r->port, &r->auth, &rd, e);
 	if (rc == -ERANGE)
 		log_warn("stdio port %#x: %s", r->port, e->msg);
 	else if (rc < 0)

@@ -294,13 +294,16 @@ static void relay_done(struct iorelay *r, int status, const struct err *e, void 
 	leave(p);
 }
 
-static enum iorelay_mode relay_mode(struct iorelay *r, void *ud)
+static enum iorelay_mode relay_mode(struct iorelay *r, struct session_auth *auth, void *ud)
 {
 	struct gcs_process *p = ud;
 	(void)r;
 	if (!gcs_client_is_ready(p->c))
 		return IORELAY_MODE_UNKNOWN;
-	return gcs_client_stdio_resume(p->c) ? IORELAY_MODE_RESUME : IORELAY_MODE_PLAIN;
+	if (!gcs_client_stdio_resume(p->c))
+		return IORELAY_MODE_PLAIN;
+	gcs_client_stdio_auth(p->c, auth);
+	return IORELAY_MODE_RESUME;
 }
 
 /* ---- client hooks ---- */

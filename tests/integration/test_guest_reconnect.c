@@ -356,25 +356,19 @@ static void test_ready_beyond_produced(void **state)
 	vsock_unlisten(&f->addr, PORT_OUT, lout);
 }
 
-/* A connection to the wake port makes the agent drop the bridge and dial again at once. */
+/* The wake port (opened once a session exists) answers with a challenge; a wrong proof changes
+ * nothing, the session's proof makes the agent drop the bridge and dial again at once. */
 static void test_wake(void **state)
 {
 	struct agent *f = *state;
-	agent_negotiate(f->fd);
-	struct sockaddr_un un = {.sun_family = AF_UNIX};
-	struct err e;
-	assert_int_equal(
-	    vsock_unix_guest_path(f->addr.path, 0x3FFFFFFFu, un.sun_path, sizeof(un.sun_path), &e),
-	    0);
-	int w = -1;
-	for (int i = 0; i < 100 && w < 0; i++) {
-		w = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (connect(w, (struct sockaddr *)&un, sizeof(un)) < 0) {
-			close(w);
-			w = -1;
-			usleep(10000);
-		}
-	}
+	agent_negotiate_resume(f->fd);
+	uint8_t wrong[32];
+	memset(wrong, 0x42, sizeof(wrong));
+	int w = agent_wake(f, wrong);
+	assert_true(w >= 0);
+	agent_expect_silence(f->fd, 300); /* the bridge stays */
+	close(w);
+	w = agent_wake(f, NULL);
 	assert_true(w >= 0);
 	long long t0 = mono_ns();
 	char c;
@@ -385,8 +379,9 @@ static void test_wake(void **state)
 	f->fd = agent_accept(f);
 	assert_true(f->fd >= 0);
 	assert_true(mono_ns() - t0 < 1000000000ll);
-	agent_negotiate(f->fd);
+	agent_negotiate_resume(f->fd);
 	close(w);
+	assert_int_equal(agent_log_count(f, "wake port: refused a connection: wrong proof"), 1);
 }
 
 int main(void)

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +22,7 @@
 
 #include "bridge/proto.h"
 #include "bridge/resume.h"
+#include "bridge/session.h"
 #include "common/fdio.h"
 
 const char *agent_build_dir(void)
@@ -264,18 +267,68 @@ int agent_wait_exit(pid_t pid, int timeout_ms)
 
 /* ---- stdio resume and UVM processes ---- */
 
-#define AGENT_NEG_RESUME_BODY                                                                      \
-	"{\"ContainerId\":\"\",\"ActivityId\":\"" AGENT_NULL_ID "\","                              \
-	"\"MinimumVersion\":4,\"MaximumVersion\":4,\"Ferry\":{\"StdioResume\":1}}\n"
+/* The session the tests' host hands the agent, and the challenge of the last negotiation
+ * (HELLOs are checked against them). */
+static struct session_auth session = {
+    .on = true, .secret = {0x5e, 0xc2, 0xe7, 1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13,
+                           14,   15,   16,   17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29}};
+
+const struct session_auth *agent_session(void)
+{
+	return &session;
+}
 
 void agent_negotiate_resume(int fd)
 {
-	json_t *j = agent_call(fd, RPC_NEGOTIATE_PROTOCOL, 0, AGENT_NEG_RESUME_BODY);
+	struct err e;
+	char sec[SESSION_HEX_LEN + 1], ch[SESSION_HEX_LEN + 1], body[512];
+	assert_int_equal(session_random(session.challenge, sizeof(session.challenge), &e), 0);
+	session_hex32_encode(session.secret, sec);
+	session_hex32_encode(session.challenge, ch);
+	snprintf(body, sizeof(body),
+	         "{\"ContainerId\":\"\",\"ActivityId\":\"" AGENT_NULL_ID "\","
+	         "\"MinimumVersion\":4,\"MaximumVersion\":4,\"Ferry\":{\"StdioResume\":%d,"
+	         "\"Session\":\"%s\",\"Challenge\":\"%s\"}}\n",
+	         RESUME_VERSION, sec, ch);
+	json_t *j = agent_call(fd, RPC_NEGOTIATE_PROTOCOL, 0, body);
 	assert_int_equal(agent_result(j), 0);
 	json_t *gdc =
 	    json_object_get(json_object_get(j, "Capabilities"), "GuestDefinedCapabilities");
 	assert_true(json_is_true(json_object_get(gdc, "FerryStdioResume")));
+	/* the agent proves it holds the session */
+	const char *proof = json_string_value(json_object_get(gdc, "FerrySessionProof"));
+	assert_true(session_bridge_verify(session.secret, session.challenge, proof));
 	json_decref(j);
+}
+
+int agent_wake(const struct agent *a, const uint8_t *secret)
+{
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	struct err e;
+	if (vsock_unix_guest_path(a->addr.path, 0x3FFFFFFFu, un.sun_path, sizeof(un.sun_path), &e) <
+	    0)
+		return -1;
+	int w = -1;
+	for (int i = 0; i < 100 && w < 0; i++) {
+		w = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (connect(w, (struct sockaddr *)&un, sizeof(un)) < 0) {
+			close(w);
+			w = -1;
+			usleep(10000);
+		}
+	}
+	if (w < 0)
+		return -1;
+	uint8_t ch[SESSION_WAKE_LEN], proof[SESSION_WAKE_LEN];
+	struct pollfd p = {.fd = w, .events = POLLIN};
+	if (poll(&p, 1, AGENT_IO_TIMEOUT_MS) <= 0 || fd_read_all(w, ch, sizeof(ch), &e) < 0 ||
+	    session_wake_challenge_check(ch, sizeof(ch), &e) != SESSION_WAKE_LEN) {
+		close(w);
+		return -1;
+	}
+	session_wake_proof(secret ? secret : session.secret, ch, proof);
+	(void)fd_write_all(w, proof, sizeof(proof), &e);
+	return w;
 }
 
 void agent_exec_uvm(int fd, uint64_t id, const char *cmd, uint32_t in_port, uint32_t out_port)
@@ -337,6 +390,15 @@ void agent_expect_hello(int fd, uint16_t flags, uint32_t port, uint64_t offset)
 	assert_int_equal(h.flags, flags);
 	assert_int_equal(h.port, port);
 	assert_int_equal(h.offset, offset);
+	/* signed for this negotiation's session, numbered from 1 */
+	struct resume_stream st = {.rx = NULL, .tx = NULL};
+	struct resume_sender tx;
+	resume_sender_init(&tx, 0, 0);
+	if (flags & RESUME_FLAG_INPUT)
+		st.tx = &tx;
+	assert_true(h.dial >= 1);
+	assert_int_equal(resume_stream_hello_check(&st, &h, port, &session, &e), 0);
+	resume_sender_fini(&tx);
 }
 
 void agent_send_ready(int fd, uint64_t offset)

@@ -90,8 +90,16 @@ int agent_wait_exit(pid_t pid, int timeout_ms);
 
 /* ---- the stdio resume protocol (bridge/resume.h) and UVM processes, as the host ---- */
 
-/* NegotiateProtocol offering FerryStdioResume; asserts the agent accepts it. */
+/* NegotiateProtocol offering FerryStdioResume with the tests' session (agent_session) and a
+ * fresh challenge; asserts the agent accepts it and proves the session. */
 void agent_negotiate_resume(int fd);
+struct session_auth;
+/* The tests' session: its secret, and the challenge of the last agent_negotiate_resume. */
+const struct session_auth *agent_session(void);
+/* Wake the agent as a host does: connect to its wake port, read the challenge, answer with
+ * the proof under `secret` (NULL: the tests' session).  Returns the connection (the caller
+ * closes it) or -1 when no challenge came. */
+int agent_wake(const struct agent *a, const uint8_t *secret);
 /* Send ExecuteProcess `id` for a UVM process `/bin/sh -c cmd` with stdin / stdout pipes on the
  * given ports (0: no such pipe); the response is read with agent_exec_result. */
 void agent_exec_uvm(int fd, uint64_t id, const char *cmd, uint32_t in_port, uint32_t out_port);
