@@ -35,8 +35,8 @@ int session_hex32(const char *s, uint8_t out[32], struct err *e)
 		return err_set(e, -EINVAL, "missing");
 	size_t n = strnlen(s, SESSION_HEX_LEN + 1);
 	if (n != SESSION_HEX_LEN)
-		return err_set(e, -EINVAL, "want %d hex digits, got %zu characters", SESSION_HEX_LEN,
-		               n);
+		return err_set(e, -EINVAL, "want %d hex digits, got %zu characters",
+		               SESSION_HEX_LEN, n);
 	return hex_decode(s, n, out, e);
 }
 

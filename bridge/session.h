@@ -73,8 +73,7 @@ int session_wake_challenge(uint8_t out[SESSION_WAKE_LEN], struct err *e);
 int session_wake_challenge_check(const uint8_t *p, size_t n, struct err *e);
 /* The proof the host answers with, and the guest's constant-time check of it. */
 void session_wake_proof(const uint8_t secret[SESSION_SECRET_LEN],
-                        const uint8_t challenge[SESSION_WAKE_LEN],
-                        uint8_t out[SESSION_WAKE_LEN]);
+                        const uint8_t challenge[SESSION_WAKE_LEN], uint8_t out[SESSION_WAKE_LEN]);
 bool session_wake_verify(const uint8_t secret[SESSION_SECRET_LEN],
                          const uint8_t challenge[SESSION_WAKE_LEN],
                          const uint8_t proof[SESSION_WAKE_LEN]);

@@ -152,7 +152,8 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents)
 				p = &w->pend[i];
 		if (!take_token(w) || !p || !tcp_peer_is_host(w, fd)) {
 			close(fd);
-			refuse(w, !p ? "too many open challenges" : "not the host, or over the rate");
+			refuse(w,
+			       !p ? "too many open challenges" : "not the host, or over the rate");
 			continue;
 		}
 		if (session_wake_challenge(p->challenge, &e) < 0 ||
@@ -218,8 +219,7 @@ void gcs_wake_set_secret(struct gcs_wake *w, const uint8_t secret[32])
 
 /* tcp: the wake port's mapping, on the local address of the bridge connection (the
  * interface the host reaches us through), never on every interface. */
-static int tcp_listen(const struct gcs_wake *w, const struct sockaddr_storage *local,
-                      struct err *e)
+static int tcp_listen(const struct gcs_wake *w, const struct sockaddr_storage *local, struct err *e)
 {
 	int port = vsock_tcp_port(w->addr.tcp_base, WAKE_PORT, e);
 	if (port < 0)

@@ -268,7 +268,7 @@ static void test_stdout_impostor(void **state)
 	buf_append(&t->out, "", 1);
 	_cleanup_free_ char *want = lines(300);
 	assert_string_equal((const char *)buf_head(&t->out), want); /* once, nothing injected */
-	assert_int_equal(st, 0); /* no impostor got a READY */
+	assert_int_equal(st, 0);                                    /* no impostor got a READY */
 }
 
 /* ---- stdin ---- */
@@ -437,8 +437,7 @@ static int wake_pokes(struct t *t)
 	struct sockaddr_un un = {.sun_family = AF_UNIX};
 	struct err e;
 	const struct vsock_addr *a = gcs_client_addr(t->h.c);
-	if (vsock_unix_guest_path(a->path, GCS_WAKE_PORT, un.sun_path, sizeof(un.sun_path), &e) <
-	    0)
+	if (vsock_unix_guest_path(a->path, GCS_WAKE_PORT, un.sun_path, sizeof(un.sun_path), &e) < 0)
 		return 0;
 	int made = 0;
 	for (int i = 0; i < 2000; i++) {
