@@ -6,7 +6,6 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "common/buf.h"
 #include "common/hex.h"
 
 static const char label_bridge[] = "ferry bridge proof v1";
@@ -49,7 +48,8 @@ static void mac(const uint8_t *secret, const char *label, const void *a, size_t 
                 size_t bn, uint8_t out[SESSION_PROOF_LEN])
 {
 	struct sha256_part parts[3] = {{label, strlen(label)}, {a, an}, {b, bn}};
-	hmac_sha256(secret, SESSION_SECRET_LEN, parts, 3, out);
+	/* an empty part is left out: its NULL pointer must not reach memcpy */
+	hmac_sha256(secret, SESSION_SECRET_LEN, parts, bn ? 3 : 2, out);
 }
 
 void session_bridge_proof(const uint8_t secret[SESSION_SECRET_LEN],

@@ -3,7 +3,7 @@
 
 #include <errno.h>
 
-static int hexval(char c)
+int hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -29,7 +29,7 @@ int hex_decode(const char *s, size_t len, uint8_t *out, struct err *e)
 	if (len % 2)
 		return err_set(e, -EINVAL, "odd hex length %zu", len);
 	for (size_t i = 0; i < len; i += 2) {
-		int a = hexval(s[i]), b = hexval(s[i + 1]);
+		int a = hex_digit(s[i]), b = hex_digit(s[i + 1]);
 		if (a < 0 || b < 0)
 			return err_set(e, -EINVAL, "bad hex digit at %zu", a < 0 ? i : i + 1);
 		out[i / 2] = (uint8_t)(a << 4 | b);

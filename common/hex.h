@@ -8,6 +8,8 @@
 
 #include "common/err.h"
 
+/* The value of one hex digit (either case), or -1. */
+int hex_digit(char c);
 /* Write 2n lower-case hex digits and a NUL to out (2n + 1 bytes). */
 void hex_encode(const uint8_t *p, size_t n, char *out);
 /* Decode exactly `len` hex digits (either case) into len / 2 bytes at out.  -EINVAL with a

@@ -35,14 +35,39 @@ struct fig {
 };
 
 static struct fig figs[] = {
-    {.name = "16 MiB request (over the frame cap)", .run = hostile_over_frame_cap, .low_nofile = false, .before = "993 MB peak"},
-    {.name = "8 MiB request of 2.8M small values", .run = hostile_many_values, .low_nofile = false, .before = "~650 MB (+)"},
-    {.name = "10,000 DumpStacks, host never reads", .run = hostile_never_reads, .low_nofile = false, .before = "301 MiB resident"},
-    {.name = "100,000 waits on one process", .run = hostile_many_waits, .low_nofile = false, .before = "35.4 s to register"},
-    {.name = "40 streams never acknowledged", .run = hostile_unacked_streams, .low_nofile = false, .before = "42.9 MB"},
-    {.name = "2,000 processes, stdin+stdout", .run = hostile_many_processes, .low_nofile = true, .runs = 1, .before = "fails at #169-250"},
-    {.name = "1 MiB of junk on a stdout conn", .run = hostile_junk, .low_nofile = false, .before = "131,072 log lines"},
-    {.name = "2,000 wake-port pokes", .run = hostile_wake_pokes, .low_nofile = false, .before = "2,562 bridge losses"},
+    {.name = "16 MiB request (over the frame cap)",
+     .run = hostile_over_frame_cap,
+     .low_nofile = false,
+     .before = "993 MB peak"},
+    {.name = "8 MiB request of 2.8M small values",
+     .run = hostile_many_values,
+     .low_nofile = false,
+     .before = "~650 MB (+)"},
+    {.name = "10,000 DumpStacks, host never reads",
+     .run = hostile_never_reads,
+     .low_nofile = false,
+     .before = "301 MiB resident"},
+    {.name = "100,000 waits on one process",
+     .run = hostile_many_waits,
+     .low_nofile = false,
+     .before = "35.4 s to register"},
+    {.name = "40 streams never acknowledged",
+     .run = hostile_unacked_streams,
+     .low_nofile = false,
+     .before = "42.9 MB"},
+    {.name = "2,000 processes, stdin+stdout",
+     .run = hostile_many_processes,
+     .low_nofile = true,
+     .runs = 1,
+     .before = "fails at #169-250"},
+    {.name = "1 MiB of junk on a stdout conn",
+     .run = hostile_junk,
+     .low_nofile = false,
+     .before = "131,072 log lines"},
+    {.name = "2,000 wake-port pokes",
+     .run = hostile_wake_pokes,
+     .low_nofile = false,
+     .before = "2,562 bridge losses"},
 };
 static struct fig *cur;
 
@@ -109,7 +134,8 @@ int main(void)
 			continue;
 		}
 		printf("%-38s %7.0f KiB %9.0f KiB %+7.0f KiB   %s\n", cur->name,
-		       stats_median(cur->idle, (size_t)cur->n), stats_median(cur->peak, (size_t)cur->n),
+		       stats_median(cur->idle, (size_t)cur->n),
+		       stats_median(cur->peak, (size_t)cur->n),
 		       stats_median(cur->grew, (size_t)cur->n), cur->before);
 		fflush(stdout);
 	}

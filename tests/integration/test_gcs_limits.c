@@ -52,12 +52,23 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* The agent's memory is only meaningful in the normal build: under AddressSanitizer its
+ * quarantine keeps freed blocks resident (100,000 short-lived requests look like +400 MB), so
+ * there the cases run for their functional checks and the figure is printed, not bounded. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_BOUNDED false
+#else
+#define RSS_BOUNDED true
+#endif
+
 static void bounded(const char *what, long kib, long max_kib)
 {
-	print_message("%s: peak RSS +%ld KiB (bound %ld KiB)\n", what, kib, max_kib);
+	print_message("%s: peak RSS +%ld KiB (bound %ld KiB%s)\n", what, kib, max_kib,
+	              RSS_BOUNDED ? "" : ", not checked under ASan");
 	if (kib < 0)
 		skip();
-	assert_true(kib < max_kib);
+	if (RSS_BOUNDED)
+		assert_true(kib < max_kib);
 }
 
 /* before: +1 GB (993 MB peak); now the connection ends at the header */

@@ -63,23 +63,34 @@ static void cut(struct agent *f, int *a, int *b)
 
 /* Resume: stdout and stdin of `cat` continue exactly once across a cut, with READY at the
  * offset the host delivered (`ready_out`), below what the guest had sent. */
-static void run_resume(struct agent *f, bool host_lost_tail)
+/* Negotiate with the capability, start `cat` with stdin and stdout on PORT_IN / PORT_OUT, take
+ * both first HELLOs and answer READY(0).  Returns the pid; the listeners and connections in
+ * the out parameters. */
+static json_int_t start_cat(struct agent *f, int *lin, int *lout, int *in, int *out)
 {
 	struct err e;
 	agent_negotiate_resume(f->fd);
-	int lin = vsock_listen(&f->addr, PORT_IN, &e);
-	int lout = vsock_listen(&f->addr, PORT_OUT, &e);
-	assert_true(lin >= 0 && lout >= 0);
+	*lin = vsock_listen(&f->addr, PORT_IN, &e);
+	*lout = vsock_listen(&f->addr, PORT_OUT, &e);
+	assert_true(*lin >= 0 && *lout >= 0);
 	agent_exec_uvm(f->fd, 1, "cat", PORT_IN, PORT_OUT);
-	int in = agent_accept_on(lin);
-	assert_true(in >= 0);
-	agent_expect_hello(in, RESUME_FLAG_INPUT | RESUME_FLAG_FIRST, PORT_IN, 0);
-	int out = agent_accept_on(lout);
-	assert_true(out >= 0);
+	*in = agent_accept_on(*lin);
+	assert_true(*in >= 0);
+	agent_expect_hello(*in, RESUME_FLAG_INPUT | RESUME_FLAG_FIRST, PORT_IN, 0);
+	*out = agent_accept_on(*lout);
+	assert_true(*out >= 0);
 	json_int_t pid = agent_exec_result(f->fd, 1);
-	agent_expect_hello(out, RESUME_FLAG_FIRST, PORT_OUT, 0);
-	agent_send_ready(in, 0);
-	agent_send_ready(out, 0);
+	agent_expect_hello(*out, RESUME_FLAG_FIRST, PORT_OUT, 0);
+	agent_send_ready(*in, 0);
+	agent_send_ready(*out, 0);
+	return pid;
+}
+
+static void run_resume(struct agent *f, bool host_lost_tail)
+{
+	struct err e;
+	int lin, lout, in, out;
+	json_int_t pid = start_cat(f, &lin, &lout, &in, &out);
 
 	assert_int_equal(fd_write_all(in, "aaaa\n", 5, &e), 0);
 	agent_expect_data(out, "aaaa\n");
@@ -269,20 +280,8 @@ static void test_stdin_ready_overlap(void **state)
 {
 	struct agent *f = *state;
 	struct err e;
-	agent_negotiate_resume(f->fd);
-	int lin = vsock_listen(&f->addr, PORT_IN, &e);
-	int lout = vsock_listen(&f->addr, PORT_OUT, &e);
-	assert_true(lin >= 0 && lout >= 0);
-	agent_exec_uvm(f->fd, 1, "cat", PORT_IN, PORT_OUT);
-	int in = agent_accept_on(lin);
-	assert_true(in >= 0);
-	agent_expect_hello(in, RESUME_FLAG_INPUT | RESUME_FLAG_FIRST, PORT_IN, 0);
-	int out = agent_accept_on(lout);
-	assert_true(out >= 0);
-	json_int_t pid = agent_exec_result(f->fd, 1);
-	agent_expect_hello(out, RESUME_FLAG_FIRST, PORT_OUT, 0);
-	agent_send_ready(in, 0);
-	agent_send_ready(out, 0);
+	int lin, lout, in, out;
+	json_int_t pid = start_cat(f, &lin, &lout, &in, &out);
 	assert_int_equal(fd_write_all(in, "ABCDEFGH", 8, &e), 0);
 	agent_expect_data(out, "ABCDEFGH");
 	agent_send_ack(out, 8);

@@ -142,12 +142,17 @@ static bool traffic_run(struct traffic *t, bool read, const bool *until, int idl
 
 /* ---- one request of many small values ---- */
 
-/* A Create whose frame is exactly `total` bytes: {"ContainerId":"big","X":[{},{},...]}. */
-static char *many_values(size_t total, size_t *len)
+/* A whole Create frame of exactly `total` bytes (header included) whose body is
+ * {"ContainerId":"big","X":[{},{},...]}. */
+static char *many_values(size_t total, uint64_t id)
 {
+	char *f = malloc(total);
+	assert_non_null(f);
+	struct bridge_hdr hd = {
+	    .type = bridge_request_type(RPC_CREATE), .size = (uint32_t)total, .id = id};
+	bridge_hdr_encode(&hd, (uint8_t *)f);
+	char *p = f + 16;
 	size_t n = total - 16;
-	char *p = malloc(n + 1);
-	assert_non_null(p);
 	static const char head[] = "{\"ContainerId\":\"big\",\"X\":[";
 	memcpy(p, head, sizeof(head) - 1);
 	size_t w = sizeof(head) - 1;
@@ -159,9 +164,7 @@ static char *many_values(size_t total, size_t *len)
 	p[w++] = '}';
 	while (w < n)
 		p[w++] = ' '; /* trailing whitespace is allowed */
-	p[n] = '\0';
-	*len = n;
-	return p;
+	return f;
 }
 
 /* 16 MiB: over the frame cap (the largest request hcsshim sends, with room), so the agent
@@ -171,13 +174,8 @@ long hostile_over_frame_cap(struct agent *f)
 {
 	agent_negotiate(f->fd);
 	long base = hostile_hwm_kib(f);
-	size_t len;
-	char *body = many_values(16u << 20, &len);
-	uint8_t h[16];
-	struct bridge_hdr hd = {
-	    .type = bridge_request_type(RPC_CREATE), .size = (uint32_t)(16 + len), .id = 1};
-	bridge_hdr_encode(&hd, h);
-	assert_int_equal(send(f->fd, h, 16, MSG_NOSIGNAL), 16);
+	size_t len = 16u << 20;
+	char *body = many_values(len, 1);
 	size_t off = 0;
 	while (off < len) {
 		ssize_t n = send(f->fd, body + off, len - off, MSG_NOSIGNAL);
@@ -201,17 +199,12 @@ long hostile_many_values(struct agent *f)
 {
 	agent_negotiate(f->fd);
 	long base = hostile_hwm_kib(f);
-	size_t len;
-	char *body = many_values(8u << 20, &len);
+	size_t len = 8u << 20;
+	char *frame = many_values(len, 7);
 	struct traffic t;
 	traffic_init(&t, f->fd);
-	uint8_t h[16];
-	struct bridge_hdr hd = {
-	    .type = bridge_request_type(RPC_CREATE), .size = (uint32_t)(16 + len), .id = 7};
-	bridge_hdr_encode(&hd, h);
-	buf_append(&t.out, h, 16);
-	buf_append(&t.out, body, len);
-	free(body);
+	buf_append(&t.out, frame, len);
+	free(frame);
 	t.watch_id = 7;
 	assert_true(traffic_run(&t, true, &t.watch_seen, AGENT_IO_TIMEOUT_MS));
 	assert_int_equal(t.failed, 1);
@@ -569,8 +562,9 @@ long hostile_wake_pokes(struct agent *f)
 		} else {
 			struct sockaddr_un un = {.sun_family = AF_UNIX};
 			struct err e;
-			assert_int_equal(vsock_unix_guest_path(f->addr.path, 0x3FFFFFFFu, un.sun_path,
-			                                       sizeof(un.sun_path), &e),
+			assert_int_equal(vsock_unix_guest_path(f->addr.path, 0x3FFFFFFFu,
+			                                       un.sun_path, sizeof(un.sun_path),
+			                                       &e),
 			                 0);
 			w = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 			if (connect(w, (struct sockaddr *)&un, sizeof(un)) == 0 && i % 2)
@@ -584,4 +578,3 @@ long hostile_wake_pokes(struct agent *f)
 	agent_expect_silence(f->fd, 100);
 	return hostile_hwm_kib(f) - base;
 }
-
