@@ -108,8 +108,7 @@ static void run_case(void **state)
 
 int main(void)
 {
-	/* cmocka only runs the cases here: its report goes to /dev/null, the figures to stdout
-	 * (failures still reach stderr) */
+	/* cmocka only runs the cases here: the figures go to stdout */
 	int out = dup(STDOUT_FILENO), null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	if (out < 0 || null < 0)
 		return 1;
@@ -123,11 +122,30 @@ int main(void)
 		for (int r = 0; r < (cur->runs ? cur->runs : RUNS); r++) {
 			const struct CMUnitTest t[] = {
 			    cmocka_unit_test_setup_teardown(run_case, setup, teardown)};
+			/* cmocka's report: stdout to /dev/null, stderr to a scratch file shown
+			 * only when the case failed */
+			FILE *rep = tmpfile();
+			int err = dup(STDERR_FILENO);
 			fflush(stdout);
+			fflush(stderr);
 			dup2(null, STDOUT_FILENO);
-			failed += cmocka_run_group_tests_name(cur->name, t, NULL, NULL);
+			if (rep)
+				dup2(fileno(rep), STDERR_FILENO);
+			int f = cmocka_run_group_tests_name(cur->name, t, NULL, NULL);
 			fflush(stdout);
+			fflush(stderr);
 			dup2(out, STDOUT_FILENO);
+			dup2(err, STDERR_FILENO);
+			close(err);
+			if (f && rep) {
+				char line[512];
+				rewind(rep);
+				while (fgets(line, sizeof(line), rep))
+					fputs(line, stderr);
+			}
+			if (rep)
+				fclose(rep);
+			failed += f;
 		}
 		if (cur->n == 0) {
 			printf("%-38s %10s\n", cur->name, failed ? "FAILED" : "skipped");
