@@ -40,6 +40,8 @@ struct bridge_client {
 	int64_t next_id;
 	unsigned default_timeout_ms;
 	bool migrating;
+	bool probation; /* only the response to probation_id may come in */
+	int64_t probation_id;
 	bool closed;
 	bool free_pending;
 	int depth;
@@ -165,6 +167,7 @@ static void leave(struct bridge_client *cl)
 /* Close the current stream; requests not fully written on it fail with -ECONNRESET. */
 static void drop_stream(struct bridge_client *cl)
 {
+	cl->probation = false;
 	if (!cl->s)
 		return;
 	uint64_t flushed = stream_bytes_out(cl->s);
@@ -196,7 +199,7 @@ static void kill_bridge(struct bridge_client *cl, const struct err *why)
 
 static void transport_lost(struct bridge_client *cl, const struct err *why)
 {
-	if (!cl->migrating) {
+	if (!cl->migrating && !cl->probation) {
 		kill_bridge(cl, why);
 		return;
 	}
@@ -210,6 +213,14 @@ static void handle_frame(struct bridge_client *cl, const struct bridge_hdr *h, c
                          size_t len)
 {
 	struct err e;
+	if (cl->probation && ((h->type & BRIDGE_MT_MASK) != BRIDGE_MT_RESPONSE ||
+	                      (int64_t)h->id != cl->probation_id)) {
+		err_set(&e, -EACCES,
+		        "bridge: type=0x%08" PRIx32 " id=%" PRIu64 " before the session proof",
+		        h->type, h->id);
+		transport_lost(cl, &e);
+		return;
+	}
 	if (h->type == BRIDGE_NOTIFY_CONTAINER) {
 		if (cl->cbs.on_notify)
 			cl->cbs.on_notify(cl, p, len, cl->ud);
@@ -496,6 +507,17 @@ int bridge_client_preregister(struct bridge_client *cl, int64_t id, bridge_call_
 	if (id < INT64_MAX)
 		bridge_client_seed_next_id(cl, id + 1);
 	return 0;
+}
+
+void bridge_client_probation(struct bridge_client *cl, int64_t id)
+{
+	cl->probation = cl->s != NULL;
+	cl->probation_id = id;
+}
+
+void bridge_client_trust(struct bridge_client *cl)
+{
+	cl->probation = false;
 }
 
 size_t bridge_client_outstanding(const struct bridge_client *cl)

@@ -120,6 +120,16 @@ void bridge_client_seed_next_id(struct bridge_client *cl, int64_t n);
 int bridge_client_preregister(struct bridge_client *cl, int64_t id, bridge_call_cb cb, void *ud,
                               struct err *e);
 
+/* Probation (a re-dialled connection that must first prove who it is, docs/bridge.md
+ * "Sessions"): until bridge_client_trust, the attached connection may deliver nothing but the
+ * response to call `id` (the NegotiateProtocol carrying the challenge); any other frame, and
+ * any transport loss, drops the connection without killing the bridge (calls kept, then
+ * on_detach), so an impostor's fake responses and notifications are never dispatched.  The
+ * response to `id` is dispatched as usual; its callback decides: bridge_client_trust, or
+ * bridge_client_detach to refuse.  Attaching a connection ends any probation. */
+void bridge_client_probation(struct bridge_client *cl, int64_t id);
+void bridge_client_trust(struct bridge_client *cl);
+
 /* Number of outstanding calls. */
 size_t bridge_client_outstanding(const struct bridge_client *cl);
 

@@ -1,8 +1,10 @@
 /* Guest half of the bridge: frames requests off a stream and queues responses and
  * notifications.  Whatever ends the connection (peer EOF, transport error, host protocol
  * violation) frees the stream at once and reports on_close once; the conn then only answers
- * -EPIPE until the owner frees it.  `depth` defers a bridge_conn_free issued from inside a
- * callback until the frame loop has unwound. */
+ * -EPIPE until the owner frees it.  While the output queue is over BRIDGE_CONN_OUT_MAX the
+ * conn stops reading and serving requests (`throttled`) until the queue drains.  `depth`
+ * defers a bridge_conn_free issued from inside a callback until the frame loop has
+ * unwound. */
 #include "bridge/conn.h"
 
 #include <errno.h>
@@ -19,7 +21,11 @@ struct bridge_conn {
 	int depth;
 	bool closed;
 	bool free_pending;
+	bool throttled; /* the host does not read: requests wait until the queue drained */
 };
+
+/* Input buffer capacity kept between frames; more is given back once a large frame is done. */
+#define KEEP_INPUT (256u * 1024u)
 
 static void leave(struct bridge_conn *c)
 {
@@ -39,11 +45,15 @@ static void close_with(struct bridge_conn *c, const struct err *why)
 		c->cbs.on_close(c, why, c->ud);
 }
 
-static void on_read(struct stream *s, struct buf *in, void *ud)
+/* Serve the complete frames in `in` (depth > 0). */
+static void serve(struct bridge_conn *c, struct stream *s, struct buf *in)
 {
-	struct bridge_conn *c = ud;
-	c->depth++;
 	while (c->s == s && !c->free_pending) {
+		if (stream_pending(s) > BRIDGE_CONN_OUT_MAX) {
+			c->throttled = true;
+			stream_pause_read(s);
+			break;
+		}
 		struct bridge_hdr h;
 		const uint8_t *p;
 		size_t len;
@@ -71,6 +81,27 @@ static void on_read(struct stream *s, struct buf *in, void *ud)
 			break;
 		buf_consume(in, h.size);
 	}
+	if (c->s == s && !c->free_pending)
+		buf_trim(in, KEEP_INPUT);
+}
+
+static void on_read(struct stream *s, struct buf *in, void *ud)
+{
+	struct bridge_conn *c = ud;
+	c->depth++;
+	serve(c, s, in);
+	leave(c);
+}
+
+static void on_drain(struct stream *s, void *ud)
+{
+	struct bridge_conn *c = ud;
+	if (!c->throttled)
+		return;
+	c->depth++;
+	c->throttled = false;
+	stream_resume_read(s);
+	serve(c, s, stream_input(s));
 	leave(c);
 }
 
@@ -104,6 +135,7 @@ struct bridge_conn *bridge_conn_new(struct ev_loop *loop, int fd, const struct b
 	    .on_read = on_read,
 	    .on_eof = on_eof,
 	    .on_error = on_error,
+	    .on_drain = on_drain,
 	};
 	c->s = stream_new(loop, fd, &scbs, c, e);
 	if (!c->s) {

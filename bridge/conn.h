@@ -13,11 +13,26 @@
 #include <ev.h>
 
 #include "bridge/frame.h"
+#include "bridge/msg.h"
 #include "bridge/proto.h"
 #include "common/err.h"
 
-/* The guest's receive cap.  The Go guest has none; ferry takes a large sane one. */
-#define BRIDGE_GUEST_MAX_MSG (16u << 20)
+/* The guest's receive cap, header included.  The Go guest has none.  The largest request
+ * hcsshim sends is a Create whose ContainerConfig carries the OCI spec as an AnyInString
+ * document: the decoder takes such documents up to BRIDGE_MSG_MAX_DOCUMENT (4 MiB), and quoted
+ * inside the outer JSON string every '"' and '\\' doubles, so up to twice that, plus 64 KiB
+ * for the rest of the request (ids, settings, the other fields).  Everything else hcsshim
+ * sends is far smaller.  A frame over it ends the connection at its header, before a byte of
+ * the body is buffered (the agent then dials again). */
+#define BRIDGE_GUEST_MAX_MSG (2u * BRIDGE_MSG_MAX_DOCUMENT + BRIDGE_MAX_MSG)
+
+/* The guest stops taking requests while more than this waits to be written to the host (a
+ * host that does not read): the frames already received stay buffered, reading resumes when
+ * the queue has drained.  1 MiB is 16 responses at the host's 64 KiB cap; answers of requests
+ * already in progress (waits, notifications) may still be queued beyond it, and are bounded
+ * by the number of requests in flight (guest/gcs.h GCS_MAX_REQUESTS).  Before the bound,
+ * 10,000 DumpStacks to a host that never read left 301 MiB resident. */
+#define BRIDGE_CONN_OUT_MAX (1024u * 1024u)
 
 struct bridge_conn;
 

@@ -63,6 +63,8 @@ MSG_SCHEMA(version_s, "Version", T, version_f);
 #define T struct bridge_ferry_offer
 static const struct msg_field ferry_offer_f[] = {
     MF(T, stdio_resume, "StdioResume", FT_U32, F_OMIT),
+    MF(T, session, "Session", FT_STR, F_OMIT),
+    MF(T, challenge, "Challenge", FT_STR, F_OMIT),
 };
 MSG_SCHEMA(ferry_offer_s, "Ferry", T, ferry_offer_f);
 #undef T
@@ -74,6 +76,7 @@ static const struct msg_field guest_caps_f[] = {
     MF(T, dump_stacks_supported, "DumpStacksSupported", FT_BOOL, F_OMIT),
     MF(T, delete_container_state_supported, "DeleteContainerStateSupported", FT_BOOL, F_OMIT),
     MF(T, ferry_stdio_resume, "FerryStdioResume", FT_BOOL, F_OMIT),
+    MF(T, ferry_session_proof, "FerrySessionProof", FT_STR, F_OMIT),
 };
 MSG_SCHEMA(guest_caps_s, "GuestDefinedCapabilities", T, guest_caps_f);
 #undef T

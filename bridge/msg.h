@@ -61,6 +61,23 @@
 #define BRIDGE_MSG_MAX_STRING   (128u * 1024u)       /* bytes, plain string fields */
 #define BRIDGE_MSG_MAX_DOCUMENT (4u * 1024u * 1024u) /* bytes, AnyInString inner documents */
 #define BRIDGE_MSG_MAX_ITEMS    65536u               /* entries per array or map */
+/* What one parse (a payload, or one AnyInString document in it) may cost, in value units,
+ * counted on the text before jansson builds anything (bridge_json_check).  Units follow what
+ * jansson allocates per value, measured on this build: an object 234 bytes, an array 138, a
+ * short string or key 90, a number 42; so an object counts 4, an array 2, every key, string,
+ * number and literal 1 (about 64 bytes a unit).  65536 units hold a tree to about 4 MiB (plus
+ * the string bytes themselves, bounded by the frame), where 8 MiB of `{},` would have cost
+ * 650 MB.  Real requests are far below: a Create with the docker default seccomp profile in
+ * its OCI spec is about 2,500 units; large requests are large because of long strings (a
+ * base64 security policy is one unit), not because of many values. */
+#define BRIDGE_MSG_MAX_VALUES 65536u
+
+/* Count the values of JSON text json[0..len) in the units above, without allocating; -EBADMSG
+ * ("... values over the limit ...") when over BRIDGE_MSG_MAX_VALUES, else the count.  The
+ * count never underestimates what jansson would build from the same text (valid or not, up
+ * to where it stops), so checking it first bounds the memory of the parse.  Every decoder
+ * here calls it before parsing. */
+long bridge_json_check(const void *json, size_t len, struct err *e);
 
 /* ---------------------------------------------------------------------------------------
  * Common parts */
@@ -118,7 +135,14 @@ struct bridge_kv {
  * answers byte-for-byte like the Linux GCS.  A feature is used on a connection only when
  * both sides said so in its current negotiation.  New capabilities are added here. */
 struct bridge_ferry_offer {    /* request "Ferry", omitted when all zero */
-	uint32_t stdio_resume; /* "StdioResume": stdio resume handshake version (1), 0 = no */
+	uint32_t stdio_resume; /* "StdioResume": stdio resume handshake version (2), 0 = no */
+	/* "Session": the session secret, 64 lower-case hex digits (bridge/session.h), sent by a
+	 * host that has no session with this guest yet (its first negotiation); never again */
+	char *session;
+	/* "Challenge": 64 hex digits, fresh for every negotiation: the guest proves it knows
+	 * the secret with FerrySessionProof, and stdio HELLOs of this negotiation are bound to
+	 * it */
+	char *challenge;
 };
 
 struct bridge_guest_caps { /* "GuestDefinedCapabilities", always emitted (at least {}) */
@@ -127,6 +151,7 @@ struct bridge_guest_caps { /* "GuestDefinedCapabilities", always emitted (at lea
 	bool dump_stacks_supported;            /* "DumpStacksSupported" */
 	bool delete_container_state_supported; /* "DeleteContainerStateSupported" */
 	bool ferry_stdio_resume;               /* "FerryStdioResume" (ferry), omitempty */
+	char *ferry_session_proof; /* "FerrySessionProof" (ferry): 64 hex digits, omitempty */
 };
 
 struct bridge_gcs_caps {

@@ -314,6 +314,44 @@ static int dec_objv(const struct msg_field *f, const json_t *v, void *p, struct 
 	return 0;
 }
 
+long bridge_json_check(const void *json, size_t len, struct err *e)
+{
+	const unsigned char *p = json;
+	unsigned long units = 0;
+	bool in_str = false, esc = false, in_word = false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = p[i];
+		if (in_str) {
+			if (esc)
+				esc = false;
+			else if (c == '\\')
+				esc = true;
+			else if (c == '"')
+				in_str = false;
+			continue;
+		}
+		bool word = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+		            (c >= 'A' && c <= 'Z') || c == '-' || c == '+' || c == '.';
+		if (word && !in_word)
+			units++; /* a number or a literal */
+		in_word = word;
+		if (c == '"') {
+			in_str = true;
+			units++;
+		} else if (c == '{') {
+			units += 4;
+		} else if (c == '[') {
+			units += 2;
+		}
+		if (units > BRIDGE_MSG_MAX_VALUES)
+			return err_set(e, -EBADMSG,
+			               "JSON of %zu bytes holds %lu+ values over the limit of %u "
+			               "(at byte %zu)",
+			               len, units, BRIDGE_MSG_MAX_VALUES, i);
+	}
+	return (long)units;
+}
+
 /* A JSON document carried in a string: parse it, any type unless `object_only`. */
 static int parse_inner(const json_t *v, bool object_only, json_t **doc, struct err *e)
 {
@@ -325,6 +363,8 @@ static int parse_inner(const json_t *v, bool object_only, json_t **doc, struct e
 	*doc = NULL;
 	if (len == 0)
 		return 0;
+	if (bridge_json_check(s, len, e) < 0)
+		return -EBADMSG;
 	json_error_t jerr;
 	*doc = json_loadb(s, len, object_only ? 0 : JSON_DECODE_ANY, &jerr);
 	if (!*doc)
@@ -492,6 +532,8 @@ int msg_decode_bytes(const struct msg_schema *s, const void *json, size_t len, v
                      struct err *e)
 {
 	memset(p, 0, s->size);
+	if (bridge_json_check(json, len, e) < 0)
+		return err_prefix(e, "%s", s->name);
 	json_error_t jerr;
 	json_t *root = json_loadb(json, len, 0, &jerr);
 	if (!root)

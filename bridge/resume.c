@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bridge/session.h"
 #include "common/buf.h"
+#include "common/sha256.h"
 #include "common/xalloc.h"
-
-#define RING_MIN (16u * 1024u)
 
 static inline uint16_t le16_get(const uint8_t *p)
 {
@@ -35,8 +35,19 @@ void resume_hello_encode(const struct resume_hello *h, uint8_t out[RESUME_HELLO_
 	le16_put(out + 4, h->version);
 	le16_put(out + 6, h->flags);
 	le32_put(out + 8, h->port);
-	le32_put(out + 12, 0);
+	le32_put(out + 12, h->dial);
 	le64_put(out + 16, h->offset);
+	memcpy(out + RESUME_HELLO_SIGNED, h->mac, sizeof(h->mac));
+}
+
+void resume_hello_sign(struct resume_hello *h, const struct session_auth *a)
+{
+	memset(h->mac, 0, sizeof(h->mac));
+	if (!a || !a->on)
+		return;
+	uint8_t m[RESUME_HELLO_LEN];
+	resume_hello_encode(h, m);
+	session_hello_mac(a, m, RESUME_HELLO_SIGNED, h->mac);
 }
 
 void resume_ready_encode(const struct resume_ready *r, uint8_t out[RESUME_READY_LEN])
@@ -89,18 +100,14 @@ int resume_hello_decode(const uint8_t *p, size_t n, struct resume_hello *out, st
 		if (flags & ~RESUME_FLAGS_KNOWN)
 			return err_set(e, -EPROTO, "resume hello: unknown flags 0x%04x", flags);
 	}
-	if (n >= 16) {
-		uint32_t rsv = le32_get(p + 12);
-		if (rsv != 0)
-			return err_set(e, -EPROTO, "resume hello: reserved field is 0x%08x, not 0",
-			               rsv);
-	}
 	if (n < RESUME_HELLO_LEN)
 		return 0;
 	out->version = le16_get(p + 4);
 	out->flags = le16_get(p + 6);
 	out->port = le32_get(p + 8);
+	out->dial = le32_get(p + 12);
 	out->offset = le64_get(p + 16);
+	memcpy(out->mac, p + RESUME_HELLO_SIGNED, sizeof(out->mac));
 	return RESUME_HELLO_LEN;
 }
 
@@ -138,17 +145,26 @@ void resume_sender_init(struct resume_sender *s, size_t cap, uint64_t start)
 {
 	memset(s, 0, sizeof(*s));
 	s->cap = cap ? cap : RESUME_SENDER_CAP;
+	s->tail = RESUME_FALLBACK_TAIL;
 	s->produced = s->acked = s->floor = s->sent = start;
+}
+
+static void ring_release(struct resume_sender *s)
+{
+	if (s->budget)
+		s->budget->used -= s->alloc;
+	free(s->ring);
+	s->ring = NULL;
+	s->alloc = 0;
+	s->head = 0;
 }
 
 void resume_sender_fini(struct resume_sender *s)
 {
 	if (!s)
 		return;
-	free(s->ring);
-	s->ring = NULL;
-	s->alloc = 0;
-	s->head = 0;
+	ring_release(s);
+	s->budget = NULL;
 }
 
 static size_t retained(const struct resume_sender *s)
@@ -162,16 +178,36 @@ static size_t ring_pos(const struct resume_sender *s, uint64_t off)
 	return (s->head + (size_t)(off - s->floor)) % s->alloc;
 }
 
-/* Make room for `need` retained bytes (need <= cap), linearising the ring. */
+/* The largest ring this sender may have now: its cap, and within its budget (a first ring of
+ * RESUME_RING_MIN is always allowed, so every stream can make progress). */
+static size_t alloc_limit(const struct resume_sender *s)
+{
+	size_t lim = s->cap;
+	size_t first = RESUME_RING_MIN < s->cap ? RESUME_RING_MIN : s->cap;
+	if (s->budget) {
+		size_t left =
+		    s->budget->used < s->budget->limit ? s->budget->limit - s->budget->used : 0;
+		size_t b = s->alloc + left;
+		if (b < lim)
+			lim = b;
+	}
+	return lim > first ? lim : first;
+}
+
+/* Make room for `need` retained bytes, linearising the ring: doubling from RESUME_RING_MIN, at
+ * most alloc_limit() (so possibly less than `need`). */
 static void ring_grow(struct resume_sender *s, size_t need)
 {
 	if (need <= s->alloc)
 		return;
-	size_t n = s->alloc ? s->alloc : RING_MIN;
-	while (n < need)
-		n = n > s->cap / 2 ? s->cap : n * 2;
-	if (n > s->cap)
-		n = s->cap;
+	size_t lim = alloc_limit(s);
+	if (lim <= s->alloc)
+		return;
+	size_t n = s->alloc ? s->alloc : RESUME_RING_MIN;
+	while (n < need && n < lim)
+		n = n > lim / 2 ? lim : n * 2;
+	if (n > lim)
+		n = lim;
 	uint8_t *ring = xmalloc(n);
 	size_t have = retained(s);
 	if (have) {
@@ -181,6 +217,8 @@ static void ring_grow(struct resume_sender *s, size_t need)
 		memcpy(ring, s->ring + s->head, first);
 		memcpy(ring + first, s->ring, have - first);
 	}
+	if (s->budget)
+		s->budget->used += n - s->alloc;
 	free(s->ring);
 	s->ring = ring;
 	s->alloc = n;
@@ -201,11 +239,58 @@ static void drop_to(struct resume_sender *s, uint64_t off)
 		s->head = 0;
 }
 
+void resume_sender_set_budget(struct resume_sender *s, struct resume_budget *b)
+{
+	if (s->budget)
+		s->budget->used -= s->alloc;
+	s->budget = b;
+	if (b)
+		b->used += s->alloc;
+}
+
 size_t resume_sender_space(const struct resume_sender *s)
 {
 	if (s->eof)
 		return 0;
 	return s->cap - retained(s);
+}
+
+size_t resume_sender_free(const struct resume_sender *s)
+{
+	if (s->eof)
+		return 0;
+	size_t lim = alloc_limit(s);
+	size_t have = retained(s);
+	size_t top = lim > s->alloc ? lim : s->alloc;
+	return top > have ? top - have : 0;
+}
+
+uint8_t *resume_sender_reserve(struct resume_sender *s, size_t want, bool grow, size_t *len)
+{
+	*len = 0;
+	size_t space = resume_sender_space(s);
+	if (want > space)
+		want = space;
+	if (want == 0)
+		return NULL;
+	size_t have = retained(s);
+	if (s->alloc == 0 || (grow && s->alloc - have < want))
+		ring_grow(s, have + want);
+	if (s->alloc == have)
+		return NULL;
+	if (have == 0)
+		s->head = 0; /* empty: start over for the longest span */
+	size_t pos = ring_pos(s, s->produced);
+	size_t span = s->alloc - have;
+	if (span > s->alloc - pos)
+		span = s->alloc - pos;
+	*len = span < want ? span : want;
+	return s->ring + pos;
+}
+
+void resume_sender_commit(struct resume_sender *s, size_t n)
+{
+	s->produced += n;
 }
 
 size_t resume_sender_append(struct resume_sender *s, const void *p, size_t n)
@@ -216,6 +301,10 @@ size_t resume_sender_append(struct resume_sender *s, const void *p, size_t n)
 	if (take == 0)
 		return 0;
 	ring_grow(s, retained(s) + take);
+	if (take > s->alloc - retained(s))
+		take = s->alloc - retained(s); /* the budget held the ring back */
+	if (take == 0)
+		return 0;
 	size_t pos = ring_pos(s, s->produced);
 	size_t first = s->alloc - pos;
 	if (first > take)
@@ -224,6 +313,12 @@ size_t resume_sender_append(struct resume_sender *s, const void *p, size_t n)
 	memcpy(s->ring, (const uint8_t *)p + first, take - first);
 	s->produced += take;
 	return take;
+}
+
+void resume_sender_trim(struct resume_sender *s)
+{
+	if (retained(s) == 0 && s->alloc)
+		ring_release(s);
 }
 
 void resume_sender_peek(const struct resume_sender *s, const uint8_t **p, size_t *len)
@@ -242,8 +337,8 @@ void resume_sender_peek(const struct resume_sender *s, const uint8_t **p, size_t
 
 static void fallback_trim(struct resume_sender *s)
 {
-	if (s->fallback && s->sent - s->floor > RESUME_FALLBACK_TAIL)
-		drop_to(s, s->sent - RESUME_FALLBACK_TAIL);
+	if (s->fallback && s->sent - s->floor > s->tail)
+		drop_to(s, s->sent - s->tail);
 }
 
 int resume_sender_advance(struct resume_sender *s, size_t n, struct err *e)
@@ -306,6 +401,12 @@ void resume_sender_set_fallback(struct resume_sender *s, bool on)
 	fallback_trim(s);
 }
 
+void resume_sender_set_tail(struct resume_sender *s, size_t tail)
+{
+	s->tail = tail;
+	fallback_trim(s);
+}
+
 uint64_t resume_sender_replay_tail(struct resume_sender *s, size_t max)
 {
 	uint64_t to = s->sent > max ? s->sent - max : 0;
@@ -326,24 +427,28 @@ void resume_sender_hello(const struct resume_sender *s, uint32_t port, uint16_t 
 
 int resume_sender_on_ready(struct resume_sender *s, const struct resume_ready *r, struct err *e)
 {
-	if (r->status == RESUME_STATUS_OK && r->offset >= s->floor && r->offset <= s->produced) {
-		int rc = resume_sender_ack(s, r->offset, e);
-		if (rc == 0)
-			rc = resume_sender_rewind(s, r->offset, e);
-		if (rc == 0)
-			return 0;
-	}
-	/* Nothing better to do than continue from what is still here. */
-	s->sent = s->floor;
-	if (r->status != RESUME_STATUS_OK)
+	if (r->status == RESUME_STATUS_GAP) {
+		/* The receiver lost bytes we no longer have: continue from what is still here. */
+		s->sent = s->floor;
 		return err_set(e, -ERANGE,
 		               "resume: peer reports a gap (it has %" PRIu64
 		               "), continuing from retained floor %" PRIu64,
 		               r->offset, s->floor);
-	return err_set(e, -ERANGE,
-	               "resume: peer asks for offset %" PRIu64 " outside retained [%" PRIu64
-	               ", %" PRIu64 "], continuing from %" PRIu64,
-	               r->offset, s->floor, s->produced, s->floor);
+	}
+	if (r->offset > s->produced)
+		return err_set(e, -EPROTO,
+		               "resume: READY offset %" PRIu64 " beyond produced %" PRIu64
+		               " (retained from %" PRIu64 "): cannot resume there",
+		               r->offset, s->produced, s->floor);
+	if (r->offset < s->floor)
+		return err_set(e, -EPROTO,
+		               "resume: READY offset %" PRIu64 " below the retained floor %" PRIu64
+		               " without a gap status: cannot resume there",
+		               r->offset, s->floor);
+	/* floor <= offset <= produced: neither can fail */
+	resume_sender_ack(s, r->offset, e);
+	s->sent = r->offset;
+	return 0;
 }
 
 int resume_sender_answer(struct resume_sender *s, const struct resume_hello *h,
@@ -473,12 +578,17 @@ int resume_receiver_answer(struct resume_receiver *r, const struct resume_hello 
 	               had, h->offset, h->offset - had);
 }
 
+size_t resume_overlap(uint64_t have, uint64_t off, size_t len)
+{
+	if (off >= have)
+		return 0;
+	uint64_t dup = have - off;
+	return dup < len ? (size_t)dup : len;
+}
+
 size_t resume_receiver_overlap(const struct resume_receiver *r, uint64_t off, size_t len)
 {
-	if (off >= r->delivered)
-		return 0;
-	uint64_t dup = r->delivered - off;
-	return dup < len ? (size_t)dup : len;
+	return resume_overlap(r->delivered, off, len);
 }
 
 /* ---- connection splitter -------------------------------------------------------------------- */
@@ -618,4 +728,116 @@ int resume_conn_feed(struct resume_conn *c, const uint8_t *p, size_t n, size_t *
 	resume_ack_decode(c->stage, RESUME_ACK_LEN, &ev->ack);
 	ev->type = RESUME_EV_ACK;
 	return 1;
+}
+
+/* ---- one end of one stream ------------------------------------------------------------------ */
+
+/* What a receiver accounts for: delivered plus pending, saturating (a hostile READY offset near
+ * 2^64 must not make it wrap). */
+static uint64_t stream_have(const struct resume_stream *st)
+{
+	uint64_t d = st->rx->delivered;
+	return st->pending > UINT64_MAX - d ? UINT64_MAX : d + st->pending;
+}
+
+void resume_stream_new_conn(struct resume_stream *st)
+{
+	st->bad_acks = 0;
+}
+
+static int stream_ready(struct resume_stream *st, const struct resume_ready *rd, struct err *e)
+{
+	if (st->rx) {
+		/* the data continues from READY.offset; overlaps are dropped as data arrives */
+		return resume_receiver_on_ready(st->rx, rd, e);
+	}
+	int r = resume_sender_on_ready(st->tx, rd, e);
+	return r == -EPROTO ? RESUME_GIVE_UP : r;
+}
+
+static int stream_ack(struct resume_stream *st, uint64_t off, struct err *e)
+{
+	if (resume_sender_ack(st->tx, off, e) == 0)
+		return 0;
+	if (++st->bad_acks < RESUME_BAD_ACKS_MAX)
+		return -ERANGE;
+	err_prefix(e, "%u refused acks on this connection, the last", st->bad_acks);
+	e->code = -EPROTO;
+	return -EPROTO;
+}
+
+int resume_stream_event(struct resume_stream *st, const struct resume_event *ev, size_t *skip,
+                        struct err *e)
+{
+	*skip = 0;
+	switch (ev->type) {
+	case RESUME_EV_READY:
+		return stream_ready(st, &ev->ready, e);
+	case RESUME_EV_ACK:
+		if (!st->tx)
+			break;
+		return stream_ack(st, ev->ack, e);
+	case RESUME_EV_DATA:
+		if (!st->rx)
+			break;
+		*skip = resume_overlap(stream_have(st), ev->data.offset, ev->data.len);
+		return 0;
+	case RESUME_EV_HELLO:
+		break;
+	}
+	return err_set(e, -EINVAL, "resume: event %d does not belong to this stream end",
+	               (int)ev->type);
+}
+
+int resume_stream_hello_check(const struct resume_stream *st, const struct resume_hello *h,
+                              uint32_t port, const struct session_auth *a, struct err *e)
+{
+	bool input = st->tx != NULL; /* the listener sends data only on stdin */
+	if (h->port != port)
+		return err_set(e, -EACCES, "hello for port %#x on port %#x", h->port, port);
+	if (!!(h->flags & RESUME_FLAG_INPUT) != input)
+		return err_set(e, -EACCES, "hello for %s on %s port %#x",
+		               input ? "an output stream" : "stdin",
+		               input ? "the stdin" : "an output", port);
+	if (!a || !a->on)
+		return 0;
+	struct resume_hello u = *h;
+	resume_hello_sign(&u, a);
+	if (!mem_equal_ct(h->mac, u.mac, sizeof(u.mac)))
+		return err_set(e, -EACCES, "hello on port %#x without the session's proof", port);
+	if (h->dial <= st->last_dial)
+		return err_set(e, -EACCES, "hello on port %#x replays dial %u (last taken: %u)",
+		               port, h->dial, st->last_dial);
+	return 0;
+}
+
+int resume_stream_hello(struct resume_stream *st, const struct resume_hello *h, uint32_t port,
+                        const struct session_auth *a, struct resume_ready *rd, struct err *e)
+{
+	int rc = resume_stream_hello_check(st, h, port, a, e);
+	if (rc < 0)
+		return rc;
+	st->last_dial = h->dial;
+	if (st->tx)
+		return resume_sender_answer(st->tx, h, rd, e);
+	struct resume_receiver *r = st->rx;
+	uint64_t have = stream_have(st);
+	rd->version = RESUME_VERSION;
+	rd->offset = have;
+	if (have >= h->offset) {
+		rd->status = RESUME_STATUS_OK;
+		r->acked = r->delivered; /* READY implies it: nothing below is acked again */
+		return 0;
+	}
+	/* The guest dropped bytes this end never took (impossible while both keep the
+	 * invariants): they are lost; the data continues from the guest's floor. */
+	uint64_t lost = h->offset - have;
+	rd->status = RESUME_STATUS_GAP;
+	r->gap_bytes += lost;
+	r->delivered += lost;
+	r->acked = r->delivered;
+	return err_set(e, -ERANGE,
+	               "resume: gap: had %" PRIu64 " but the peer retains only from %" PRIu64
+	               ", %" PRIu64 " bytes lost",
+	               have, h->offset, lost);
 }

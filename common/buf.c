@@ -57,3 +57,9 @@ void buf_reset(struct buf *b)
 {
 	b->off = b->len = 0;
 }
+
+void buf_trim(struct buf *b, size_t keep)
+{
+	if (b->off == b->len && b->cap > keep)
+		buf_fini(b);
+}

@@ -32,6 +32,9 @@ void buf_append(struct buf *b, const void *p, size_t n);
 /* Drop n unread bytes (n <= buf_avail). */
 void buf_consume(struct buf *b, size_t n);
 void buf_reset(struct buf *b);
+/* Give the memory back when the buffer is empty and holds more than `keep` bytes of capacity
+ * (after one large message, so that one input does not cost its size for ever). */
+void buf_trim(struct buf *b, size_t keep);
 
 /* Little-endian helpers for wire formats. */
 static inline uint32_t le32_get(const uint8_t *p)

@@ -5,16 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+#include "common/hex.h"
 
 int guid_parse(const char *s, struct guid *g, struct err *e)
 {
@@ -38,7 +29,7 @@ int guid_parse(const char *s, struct guid *g, struct err *e)
 			i++;
 			continue;
 		}
-		int hi = hexval(p[i]), lo = hexval(p[i + 1]);
+		int hi = hex_digit(p[i]), lo = hex_digit(p[i + 1]);
 		if (hi < 0 || lo < 0)
 			return err_set(e, -EINVAL, "invalid guid `%.64s`: bad hex at %u", s, i);
 		raw[bi++] = (uint8_t)(hi << 4 | lo);

@@ -55,3 +55,26 @@ void log_write(enum log_level lvl, const char *fmt, ...)
 	        ts.tv_nsec / 1000000, ident, tags[lvl], line);
 	fflush(f);
 }
+
+long long log_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+bool log_limit_allow(struct log_limit *l, long long now_ns, unsigned *suppressed)
+{
+	if (l->n == 0 || now_ns - l->window_ns >= LOG_LIMIT_WINDOW_NS || now_ns < l->window_ns) {
+		l->window_ns = now_ns;
+		l->n = 0;
+	}
+	if (l->n >= LOG_LIMIT_BURST) {
+		l->suppressed++;
+		return false;
+	}
+	l->n++;
+	*suppressed = l->suppressed;
+	l->suppressed = 0;
+	return true;
+}

@@ -593,6 +593,13 @@ int vsock_priv_listen_unix(const char *path, struct err *e)
 		return fd;
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0)
 		return err_sys(e, -errno, "bind %.100s", path);
+	/* Only our user may connect (connect needs write permission on the socket file).  Done
+	 * before listen: until then a connect is refused, so nobody slips in under the umask. */
+	if (chmod(path, 0600) < 0) {
+		r = err_sys(e, -errno, "chmod %.100s", path);
+		unlink(path);
+		return r;
+	}
 	if (listen(fd, 128) < 0) {
 		r = err_sys(e, -errno, "listen %.100s", path);
 		unlink(path);
@@ -688,6 +695,51 @@ int vsock_accept(int lfd, struct err *e)
 			return err_sys(e, -errno, "accept fd=%d", lfd);
 		}
 	}
+}
+
+/* Is the peer of a just-accepted fd one that may talk to us at all (vsock_accept_peer)? */
+static int peer_allowed(const struct vsock_addr *a, int fd, struct err *e)
+{
+	switch (a->kind) {
+	case VSOCK_KIND_HYBRID:
+	case VSOCK_KIND_UNIX: {
+		struct ucred cr;
+		socklen_t n = sizeof(cr);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &n) < 0)
+			return err_sys(e, -errno, "peer credentials");
+		if (cr.uid != geteuid() && cr.uid != 0)
+			return err_set(e, -EACCES, "refused a connection from uid %u (pid %d)",
+			               (unsigned)cr.uid, (int)cr.pid);
+		return 0;
+	}
+	case VSOCK_KIND_VSOCK: {
+		struct sockaddr_vm vm;
+		socklen_t n = sizeof(vm);
+		if (getpeername(fd, (struct sockaddr *)&vm, &n) < 0)
+			return err_sys(e, -errno, "peer address");
+		if (vm.svm_cid != a->cid)
+			return err_set(e, -EACCES, "refused a connection from cid %u (want %u)",
+			               vm.svm_cid, a->cid);
+		return 0;
+	}
+	case VSOCK_KIND_HVSOCK:
+	case VSOCK_KIND_TCP:
+		break;
+	}
+	return 0;
+}
+
+int vsock_accept_peer(const struct vsock_addr *a, int lfd, struct err *e)
+{
+	int fd = vsock_accept(lfd, e);
+	if (fd < 0)
+		return fd;
+	int r = peer_allowed(a, fd, e);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
 }
 
 static void unlisten_any(const struct vsock_addr *a, uint32_t port, int lfd, bool guest)

@@ -131,6 +131,13 @@ int vsock_listen_guest(const struct vsock_addr *a, uint32_t port, struct err *e)
 /* accept4 one connection: an fd (NONBLOCK|CLOEXEC, TCP_NODELAY for tcp, owned by the caller),
  * IO_AGAIN (common/fdio.h) when none is pending or the peer aborted, or -errno. */
 int vsock_accept(int lfd, struct err *e);
+/* vsock_accept, then check who connected against the address listened on: a unix peer
+ * (hybrid:, unix:) must run as our user or root; a vsock peer must be the CID of `a` (the
+ * guest's CID on the host; on the guest `a` is vsock:2, the host).  Another peer is closed at
+ * once: -EACCES with a message naming it (log it; the listener stays good).  tcp: has no peer
+ * identity to check (the protocol above must prove it), nor has hvsock here.  Unix listeners
+ * are created 0600 in any case.  Other returns as vsock_accept. */
+int vsock_accept_peer(const struct vsock_addr *a, int lfd, struct err *e);
 /* Close lfd (if >= 0) and, for hybrid:/unix:, unlink "PATH_P".  Never fails. */
 void vsock_unlisten(const struct vsock_addr *a, uint32_t port, int lfd);
 /* Same for a vsock_listen_guest listener ("PATH.guest_P"). */

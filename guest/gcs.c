@@ -287,6 +287,41 @@ static void on_container_exit(struct rt *rt, const char *id, enum rt_exit_type t
 
 /* ---- NegotiateProtocol, DumpStacks ---- */
 
+/* The "Ferry" object of a NegotiateProtocol: adopt an offered session, prove it, and fill
+ * `auth` for this negotiation's stdio HELLOs.  A malformed field is ignored (logged): such a
+ * host then simply gets no proof, and a ferry host refuses the connection. */
+static void negotiate_session(struct gcs *g, const struct bridge_ferry_offer *f,
+                              struct bridge_guest_caps *caps, struct session_auth *auth)
+{
+	struct err e;
+	uint8_t s[SESSION_SECRET_LEN];
+	memset(auth, 0, sizeof(*auth));
+	if (f->session) {
+		if (session_hex32(f->session, s, &e) < 0) {
+			log_warn("negotiate: Ferry.Session: %s", e.msg);
+		} else {
+			if (g->has_secret && memcmp(s, g->secret, sizeof(s)) != 0)
+				log_info("negotiate: a host without our session started a new one");
+			memcpy(g->secret, s, sizeof(s));
+			g->has_secret = true;
+			gcs_wake_set_secret(g->wake, s);
+		}
+	}
+	if (!f->challenge || !g->has_secret)
+		return;
+	if (session_hex32(f->challenge, auth->challenge, &e) < 0) {
+		log_warn("negotiate: Ferry.Challenge: %s", e.msg);
+		return;
+	}
+	uint8_t proof[SESSION_PROOF_LEN];
+	char hex[SESSION_HEX_LEN + 1];
+	session_bridge_proof(g->secret, auth->challenge, proof);
+	session_hex32_encode(proof, hex);
+	caps->ferry_session_proof = xstrdup(hex);
+	memcpy(auth->secret, g->secret, sizeof(auth->secret));
+	auth->on = true;
+}
+
 static void handle_negotiate(struct gcs_req *r, const char *json, size_t len)
 {
 	struct gcs *g = r->g;
@@ -299,8 +334,8 @@ static void handle_negotiate(struct gcs_req *r, const char *json, size_t len)
 	}
 	uint32_t lo = q.minimum_version, hi = q.maximum_version;
 	bool resume = q.ferry.stdio_resume >= RESUME_VERSION;
-	bridge_negotiate_req_fini(&q);
 	if (hi < GCS_PV_V4 || lo > GCS_PV_V4) {
+		bridge_negotiate_req_fini(&q);
 		gcs_req_fail(r, HR_VMCOMPUTE_UNSUPPORTED_PROTOCOL,
 		             "bridge: unsupported protocol version range %u..%u (want 4)", lo, hi);
 		return;
@@ -309,9 +344,13 @@ static void handle_negotiate(struct gcs_req *r, const char *json, size_t len)
 	bridge_gcs_caps_init_linux(&resp.caps);
 	/* Answered only when offered, so a plain hcsshim host sees the Linux GCS's bytes. */
 	resp.caps.guest_defined.ferry_stdio_resume = resume;
+	struct session_auth auth = {0};
+	if (resume)
+		negotiate_session(g, &q.ferry, &resp.caps.guest_defined, &auth);
+	bridge_negotiate_req_fini(&q);
 	g->resume = resume;
-	log_info("negotiated protocol version=4 conn=%llu stdio_resume=%d",
-	         (unsigned long long)g->conn_gen, resume);
+	log_info("negotiated protocol version=4 conn=%llu stdio_resume=%d session=%d",
+	         (unsigned long long)g->conn_gen, resume, auth.on);
 	/* The response goes first (pv is still invalid: it is not a queued frame), then what
 	 * waited for a negotiated connection, in order (docs/stdio-resume.md §1). */
 	gcs_req_respond(r, BMSG_NEGOTIATE_RESP, &resp);
@@ -319,8 +358,11 @@ static void handle_negotiate(struct gcs_req *r, const char *json, size_t len)
 	if (!g->conn)
 		return;
 	g->pv = GCS_PV_V4;
+	if (g->has_secret && gcs_wake_listen(g->wake, &g->local, &e) < 0)
+		log_warn("no wake port (idle loss detection relies on the transport): %s", e.msg);
 	pending_flush(g, &g->pend_head, &g->pend_tail);
-	relay_hub_open(g->hub, resume ? RELAY_MODE_RESUME : RELAY_MODE_PLAIN);
+	relay_hub_open(g->hub, resume ? RELAY_MODE_RESUME : RELAY_MODE_PLAIN, &auth);
+	memset(&auth, 0, sizeof(auth));
 }
 
 static void dump_add(char *buf, size_t *n, const char *fmt, ...)
@@ -401,11 +443,35 @@ static void not_supported(struct gcs_req *r)
 		             name);
 }
 
+static void refuse_over_cap(struct gcs *g, const struct bridge_hdr *h)
+{
+	char *json;
+	size_t len;
+	char msg[96];
+	struct err e;
+	snprintf(msg, sizeof(msg), "too many requests in flight (%u)", GCS_MAX_REQUESTS);
+	log_limited(&g->cap_log, LOG_LVL_WARN, "%s id=%llu: %s", bridge_type_name(h->type),
+	            (unsigned long long)h->id, msg);
+	bridge_msg_error_response(HR_FAIL, msg, NULL, &json, &len);
+	if (bridge_conn_respond(g->conn, h->type, h->id, json, len, &e) < 0)
+		log_warn("response %s id=%llu: %s", bridge_type_name(h->type),
+		         (unsigned long long)h->id, e.msg);
+	free(json);
+}
+
 static void on_request(struct bridge_conn *c, const struct bridge_hdr *h, const char *json,
                        size_t len, void *ud)
 {
 	(void)c;
 	struct gcs *g = ud;
+	uint32_t rpc = h->type & ~BRIDGE_MT_MASK;
+	if (g->n_reqs >= GCS_MAX_REQUESTS && rpc != RPC_NEGOTIATE_PROTOCOL &&
+	    rpc != RPC_WAIT_FOR_PROCESS) {
+		/* answered here, without a request record (waits are checked by their handler,
+		 * after superseding) */
+		refuse_over_cap(g, h);
+		return;
+	}
 	struct gcs_req *r = xcalloc(1, sizeof(*r));
 	r->g = g;
 	r->type = h->type;
@@ -485,7 +551,8 @@ static void finish(struct gcs *g)
 	g->finished = true;
 	g->stopping = true;
 	ev_timer_stop(g->loop, &g->redial);
-	ev_io_stop(g->loop, &g->wake_io);
+	gcs_wake_free(g->wake);
+	g->wake = NULL;
 	relay_hub_close(g->hub);
 	vsock_dialer_free(g->dial);
 	g->dial = NULL;
@@ -543,6 +610,9 @@ static void on_dialled(struct vsock_dialer *d, int fd, const struct err *e, void
 	g->conn_gen++;
 	g->pv = GCS_PV_INVALID;
 	g->dial_failures = 0;
+	socklen_t ll = sizeof(g->local);
+	if (getsockname(fd, (struct sockaddr *)&g->local, &ll) < 0)
+		memset(&g->local, 0, sizeof(g->local));
 	log_info("bridge connection %llu established", (unsigned long long)g->conn_gen);
 	/* Queued frames wait for the NegotiateProtocol response (unlike the Go guest, which
 	 * drains before negotiation; hcsshim-lm.md §10). */
@@ -581,24 +651,13 @@ void gcs_shutdown_uvm(struct gcs *g)
 
 /* ---- wake ---- */
 
-/* Any connection on the wake port: the host changed (a TCP connection through QEMU user
- * networking is not reset until we send, qemu-harness.md §4).  Drop every connection and
- * dial again at once. */
-static void on_wake(struct ev_loop *loop, ev_io *w, int revents)
+/* A proven wake (guest/gcs_wake.h): the host changed (a TCP connection through QEMU user
+ * networking is not reset until we send, qemu-harness.md §4).  Drop every connection and dial
+ * again at once. */
+static void on_wake(void *ud)
 {
-	(void)loop;
-	(void)revents;
-	struct gcs *g = w->data;
-	struct err e;
-	bool woken = false;
-	for (int i = 0; i < 64; i++) {
-		int fd = vsock_accept(g->wake_fd, &e);
-		if (fd < 0)
-			break;
-		close(fd);
-		woken = true;
-	}
-	if (!woken || g->stopping)
+	struct gcs *g = ud;
+	if (g->stopping)
 		return;
 	g->wakes++;
 	log_info("wake: re-dialling the bridge and every stdio stream");
@@ -615,43 +674,6 @@ static void on_wake(struct ev_loop *loop, ev_io *w, int revents)
 		g->backoff_ms = 0;
 		schedule_dial(g);
 	}
-}
-
-static int tcp_wake_listen(const struct vsock_addr *a, struct err *e)
-{
-	int port = vsock_tcp_port(a->tcp_base, GCS_WAKE_PORT, e);
-	if (port < 0)
-		return port;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return err_sys(e, -errno, "wake: socket");
-	int one = 1;
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	struct sockaddr_in sin = {.sin_family = AF_INET,
-	                          .sin_port = htons((uint16_t)port),
-	                          .sin_addr.s_addr = htonl(INADDR_ANY)};
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fd, 16) < 0) {
-		int rc = err_sys(e, -errno, "wake: listen on tcp port %d", port);
-		close(fd);
-		return rc;
-	}
-	return fd;
-}
-
-static void wake_listen(struct gcs *g)
-{
-	struct err e;
-	if (g->wake_fd >= 0)
-		return;
-	int fd = g->addr.kind == VSOCK_KIND_TCP ? tcp_wake_listen(&g->addr, &e)
-	                                        : vsock_listen_guest(&g->addr, GCS_WAKE_PORT, &e);
-	if (fd < 0) {
-		log_warn("no wake port (idle loss detection relies on the transport): %s", e.msg);
-		return;
-	}
-	g->wake_fd = fd;
-	ev_io_set(&g->wake_io, fd, EV_READ);
-	ev_io_start(g->loop, &g->wake_io);
 }
 
 /* ---- public API ---- */
@@ -676,9 +698,7 @@ struct gcs *gcs_new(struct ev_loop *loop, const struct gcs_options *opt, struct 
 	ev_timer_init(&g->redial, on_redial, 0.0, 0.0);
 	g->redial.data = g;
 	g->hub = relay_hub_new(loop, &addr);
-	g->wake_fd = -1;
-	ev_io_init(&g->wake_io, on_wake, -1, EV_READ);
-	g->wake_io.data = g;
+	g->wake = gcs_wake_new(loop, &addr, on_wake, g);
 
 	_cleanup_free_ char *rt_root = xasprintf("%s/runtime", g->opt.state_dir);
 	_cleanup_free_ char *rt_state = xasprintf("%s/gcsrunc", g->opt.state_dir);
@@ -690,6 +710,7 @@ struct gcs *gcs_new(struct ev_loop *loop, const struct gcs_options *opt, struct 
 	    .ud = g,
 	    .retain_exits = true,
 	    .hub = g->hub,
+	    .child_nofile = g->opt.child_nofile,
 	};
 	g->rt = rt_new(loop, &rc, e);
 	if (!g->rt) {
@@ -713,17 +734,14 @@ void gcs_free(struct gcs *g)
 	g->rt = NULL;
 	relay_hub_free(g->hub);
 	g->hub = NULL;
-	ev_io_stop(g->loop, &g->wake_io);
-	if (g->wake_fd >= 0) {
-		if (g->addr.kind == VSOCK_KIND_HYBRID || g->addr.kind == VSOCK_KIND_UNIX)
-			vsock_unlisten_guest(&g->addr, GCS_WAKE_PORT, g->wake_fd);
-		else
-			close(g->wake_fd);
-	}
+	gcs_wake_free(g->wake);
+	g->wake = NULL;
+	memset(g->secret, 0, sizeof(g->secret));
 	while (g->reqs) {
 		g->reqs->wait = NULL;
 		req_free(g->reqs);
 	}
+	gcs_waits_fini(&g->waits);
 	pending_free_all(&g->pend_head, &g->pend_tail);
 	while (g->containers)
 		gcs_container_remove(g, g->containers->id);
@@ -737,7 +755,6 @@ void gcs_free(struct gcs *g)
 int gcs_start(struct gcs *g, struct err *e)
 {
 	(void)e;
-	wake_listen(g);
 	g->backoff_ms = 0;
 	schedule_dial(g);
 	return 0;

@@ -23,6 +23,16 @@ struct ev_loop;
  * from 1 ms, capped here. */
 #define GCS_REDIAL_MAX_MS 100
 
+/* Requests in progress at once (a WaitForProcess until the process exits; the others while the
+ * runtime works).  Beyond it a request is answered at once with HR_FAIL "too many requests in
+ * flight" (NegotiateProtocol is never refused; an infinite wait first supersedes the older
+ * waits it replaces, so a host re-subscribing at the limit is not refused).  8192 is twice
+ * the processes a host tracks in its migration state (GCS_STATE_MAX_PROCS, one infinite wait
+ * each), leaving as much room for concurrent short requests; it bounds the requests' memory
+ * (about 300 bytes each with their runtime wait: 2.5 MiB) and the responses they may queue
+ * while no host is connected.  Before the cap, 100,000 waits on one process were all kept. */
+#define GCS_MAX_REQUESTS 8192u
+
 /* The wake port (docs/stdio-resume.md §4): any connection to it makes the agent close every
  * bridge and stdio connection and re-dial at once.  vsock: listened on VMADDR_CID_ANY;
  * hybrid:/unix: the guest-side listener "PATH.guest_<port>"; tcp: 0.0.0.0 on the port's
@@ -30,13 +40,15 @@ struct ev_loop;
 #define GCS_WAKE_PORT 0x3FFFFFFFu
 
 struct gcs_options {
-	const char *transport;    /* bridge address: "vsock:CID", "hybrid:PATH", "tcp:HOST" */
-	const char *runtime_path; /* OCI runtime binary (crun) */
-	const char *root_dir;     /* /run/gcs: default bundle root (<root>/c/<id>) */
-	const char *state_dir;    /* runtime bookkeeping (crun --root etc.) */
-	bool v4;                  /* register the PvV4 handlers (hcsshim always passes -v4) */
-	bool once;                /* stop the loop after the first connection ends */
-	bool no_poweroff;         /* null-id Shutdown* exits instead of powering off */
+	const char *transport;      /* bridge address: "vsock:CID", "hybrid:PATH", "tcp:HOST" */
+	const char *runtime_path;   /* OCI runtime binary (crun) */
+	const char *root_dir;       /* /run/gcs: default bundle root (<root>/c/<id>) */
+	const char *state_dir;      /* runtime bookkeeping (crun --root etc.) */
+	bool v4;                    /* register the PvV4 handlers (hcsshim always passes -v4) */
+	bool once;                  /* stop the loop after the first connection ends */
+	bool no_poweroff;           /* null-id Shutdown* exits instead of powering off */
+	unsigned long child_nofile; /* soft RLIMIT_NOFILE for processes the agent starts (the
+	                               limit it had before raising its own); 0: inherit */
 };
 
 struct gcs;

@@ -15,9 +15,13 @@
 #include <ev.h>
 
 #include "bridge/msg.h"
+#include "bridge/session.h"
 #include "common/guid.h"
+#include "common/log.h"
 #include "common/vsock.h"
 #include "guest/gcs.h"
+#include "guest/gcs_wake.h"
+#include "guest/gcs_waits.h"
 
 struct rt;
 struct rt_wait;
@@ -41,7 +45,8 @@ struct gcs_req {
 	/* handler state */
 	void (*cleanup)(struct gcs_req *r); /* frees the state below; may be NULL */
 	void *state;
-	struct rt_wait *wait; /* WaitForProcess in progress */
+	struct rt_wait *wait;       /* WaitForProcess in progress */
+	struct gcs_wait_link wlink; /* an infinite WaitForProcess: in g->waits */
 };
 
 /* A frame waiting for a negotiated connection (notification or late WaitForProcess
@@ -74,11 +79,16 @@ struct gcs {
 
 	struct gcs_req *reqs;
 	unsigned n_reqs;
+	struct gcs_waits waits;   /* infinite WaitForProcess requests by (container, pid) */
+	struct log_limit cap_log; /* requests refused over GCS_MAX_REQUESTS */
 	struct gcs_pending *pend_head, *pend_tail; /* FIFO, sent after negotiation */
 	bool resume;           /* FerryStdioResume negotiated on the current connection */
 	struct relay_hub *hub; /* stdio re-dial (guest/relay_hub.h) */
-	int wake_fd;           /* wake listener (GCS_WAKE_PORT), or -1 */
-	ev_io wake_io;
+	/* the session (bridge/session.h): learnt from the first host that offered one */
+	bool has_secret;
+	uint8_t secret[SESSION_SECRET_LEN];
+	struct gcs_wake *wake;         /* the wake port, listening once a session exists */
+	struct sockaddr_storage local; /* local address of the last bridge connection (tcp) */
 	uint64_t wakes;
 	struct gcs_container *containers;
 	uint64_t requests_served;

@@ -7,6 +7,7 @@
  * gcs-bridge.md §5.5. */
 #include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -378,26 +379,14 @@ static void wait_done(struct rt *rt, int32_t hresult, uint32_t exit_code, void *
 	gcs_req_respond(r, BMSG_WAIT_RESP, &resp);
 }
 
-/* What an infinite wait waits for (r->state), to find the ones a re-subscription supersedes. */
-struct wait_key {
-	char *cid; /* NULL for UVM processes */
-	pid_t pid;
-};
-
-static void wait_key_free(struct gcs_req *r)
+static void wait_unindex(struct gcs_req *r)
 {
-	struct wait_key *k = r->state;
-	if (k)
-		free(k->cid);
-	free(k);
-	r->state = NULL;
+	gcs_waits_remove(&r->g->waits, &r->wlink);
 }
 
-static bool wait_key_eq(const struct wait_key *a, const struct wait_key *b)
+static struct gcs_req *req_of_link(struct gcs_wait_link *l)
 {
-	if (a->pid != b->pid || !a->cid != !b->cid)
-		return false;
-	return !a->cid || strcmp(a->cid, b->cid) == 0;
+	return (struct gcs_req *)(void *)((char *)l - offsetof(struct gcs_req, wlink));
 }
 
 /* A ferry host re-subscribes after every reconnect (host/process.c): its new infinite wait
@@ -405,29 +394,22 @@ static bool wait_key_eq(const struct wait_key *a, const struct wait_key *b)
  * that host has made orphans (it drops their answers).  Answer those now, with the timeout
  * HRESULT, so re-subscriptions do not pile up over many migrations.  Only with the ferry
  * capability on the current connection: a plain hcsshim host keeps relying on the source's
- * wait and never re-sends an infinite one. */
-static void supersede_waits(struct gcs_req *r)
+ * wait and never re-sends an infinite one.  The index keeps each process's waits in arrival
+ * (hence connection) order, so this only ever looks at waits it answers, plus one. */
+static void supersede_waits(struct gcs_req *r, const char *cid, pid_t pid)
 {
 	struct gcs *g = r->g;
-	const struct wait_key *key = r->state;
-	bool again = true;
-	while (again) {
-		again = false;
-		for (struct gcs_req *o = g->reqs; o; o = o->next) {
-			const struct wait_key *ok = o->state;
-			if (o == r || (o->type & ~BRIDGE_MT_MASK) != RPC_WAIT_FOR_PROCESS ||
-			    !o->wait || !ok || o->conn_gen >= r->conn_gen || !wait_key_eq(ok, key))
-				continue;
-			log_debug("WaitForProcess id=%llu superseded by id=%llu",
-			          (unsigned long long)o->id, (unsigned long long)r->id);
-			rt_wait_cancel(g->rt, o->wait);
-			o->wait = NULL;
-			gcs_req_fail(o, HR_VMCOMPUTE_TIMEOUT,
-			             "superseded by WaitForProcess id=%llu",
-			             (unsigned long long)r->id);
-			again = true; /* o is gone: walk again */
+	struct gcs_wait_link *l;
+	while ((l = gcs_waits_oldest(&g->waits, cid, pid))) {
+		struct gcs_req *o = req_of_link(l);
+		if (o->conn_gen >= r->conn_gen)
 			break;
-		}
+		log_debug("WaitForProcess id=%llu superseded by id=%llu", (unsigned long long)o->id,
+		          (unsigned long long)r->id);
+		rt_wait_cancel(g->rt, o->wait);
+		o->wait = NULL;
+		gcs_req_fail(o, HR_VMCOMPUTE_TIMEOUT, "superseded by WaitForProcess id=%llu",
+		             (unsigned long long)r->id);
 	}
 }
 
@@ -437,14 +419,17 @@ void gcs_handle_wait(struct gcs_req *r, const char *json, size_t len)
 	if (!decode(r, BMSG_WAIT_REQ, json, len, &q))
 		return;
 	const char *id = gcs_is_null_id(q.base.container_id) ? NULL : q.base.container_id;
+	if (q.timeout_in_ms == GCS_INFINITE_WAIT && r->g->resume)
+		supersede_waits(r, id, (pid_t)q.process_id);
+	/* after superseding: a host re-subscribing at the limit replaces, it does not add */
+	if (r->g->n_reqs > GCS_MAX_REQUESTS) {
+		gcs_req_fail(r, HR_FAIL, "too many requests in flight (%u)", GCS_MAX_REQUESTS);
+		bridge_wait_req_fini(&q);
+		return;
+	}
 	if (q.timeout_in_ms == GCS_INFINITE_WAIT) {
-		struct wait_key *k = xcalloc(1, sizeof(*k));
-		k->cid = id ? xstrdup(id) : NULL;
-		k->pid = (pid_t)q.process_id;
-		r->state = k;
-		r->cleanup = wait_key_free;
-		if (r->g->resume)
-			supersede_waits(r);
+		gcs_waits_add(&r->g->waits, &r->wlink, id, (pid_t)q.process_id);
+		r->cleanup = wait_unindex;
 	}
 	/* The handle stays valid until wait_done runs (or rt_free). */
 	r->wait = rt_wait(r->g->rt, id, (pid_t)q.process_id, q.timeout_in_ms, wait_done, r);

@@ -3,11 +3,13 @@
  * signals, build the daemon context (guest/gcs.h) on the default libev loop and run it.
  * When the host asked for a UVM shutdown and we are allowed to, power off at the end. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/reboot.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -200,6 +202,36 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	gcs_stop(w->data);
 }
 
+/* Every process costs the agent two to six descriptors (connections, pipe ends): at the
+ * usual soft limit of 1024, ExecuteProcess #169 failed with "Too many open files".  Raise the
+ * soft limit to the hard one; as root (an agent in its VM), first try the system's maximum
+ * (fs.nr_open) for both.  Returns the soft limit we started with, for our children. */
+static unsigned long raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 0;
+	unsigned long was = (unsigned long)rl.rlim_cur;
+	/* read + strtoul: no scanf in the static agent (it drags in locale code) */
+	char buf[32] = "";
+	int fd = open("/proc/sys/fs/nr_open", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		buf[n > 0 ? n : 0] = '\0';
+		close(fd);
+	}
+	unsigned long nr = strtoul(buf, NULL, 10);
+	if (nr > rl.rlim_max) {
+		struct rlimit up = {.rlim_cur = nr, .rlim_max = nr};
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			return was;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 0;
+	return was;
+}
+
 int main(int argc, char **argv)
 {
 	struct cmdline c = {
@@ -236,6 +268,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (getpid() != 1)
 		c.o.no_poweroff = true;
+	c.o.child_nofile = raise_nofile();
 
 	struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
 	if (!loop) {

@@ -1,16 +1,18 @@
 /* Stdio relays: each stream moves bytes between the process side (a pipe or the pty master)
  * and a host connection through a bounded buffer, driven by ev_io watchers that are armed
  * only while they can make progress (the source is not read while the buffer is full; a sink
- * is watched only after a short write).  Output streams keep their bytes as offsets
- * [floor, nread) in the buffer, with `sent` marking what the current connection was given, so
- * that a replaced connection can continue exactly where the host says (resume mode) or replay
- * a tail (plain mode).  Output streams finish with the GCS clean close (flush,
- * shutdown(SHUT_WR), wait for the host's EOF, and in resume mode its final ACK); the relay
- * reports "done" once every output stream finished, which is what lets the runtime report a
- * process's exit only after the host saw all of its output.  Linked streams re-dial their port
- * and speak the resume handshake through relay_hub.c; this file only calls into it when a
- * connection is lost, READY or an ACK arrives, or an ACK is due.  Callbacks may free the
- * relay: a busy counter defers the destruction until the outermost callback frame unwinds. */
+ * is watched only after a short write).  An output stream's bytes live in a struct
+ * resume_sender (bridge/resume.h), read straight into its ring from the process: offsets
+ * [floor, produced) are retained, `sent` marks what the current connection was given, so that
+ * a replaced connection can continue exactly where the host says (resume mode) or replay a
+ * tail (plain mode); an unlinked stream keeps no tail.  Output streams finish with the GCS
+ * clean close (flush, shutdown(SHUT_WR), wait for the host's EOF, and in resume mode its final
+ * ACK); the relay reports "done" once every output stream finished, which is what lets the
+ * runtime report a process's exit only after the host saw all of its output.  Linked streams
+ * re-dial their port and speak the resume handshake through relay_hub.c; this file only calls
+ * into it when a connection is lost, bytes arrive on a resume-mode connection, or an ACK is
+ * due.  Callbacks may free the relay: a busy counter defers the destruction until the
+ * outermost callback frame unwinds. */
 #include "guest/relay.h"
 
 #include <errno.h>
@@ -27,82 +29,11 @@
 #include "common/xalloc.h"
 #include "guest/relay_priv.h"
 
-#define RELAY_CHUNK     16384             /* stdin: bytes per read from the host */
-#define RELAY_READ_MAX  (256 * 1024)      /* output: bytes per read from the process */
-#define RELAY_RING_MIN  (16 * 1024)       /* output: first ring size */
-#define RELAY_RING_MAX  RESUME_SENDER_CAP /* output: ring bound (>= tail + RELAY_BUF_MAX) */
-#define RELAY_PIPE_SIZE (1024 * 1024)     /* requested capacity of stdout/stderr pipes */
+#define RELAY_CHUNK    16384        /* stdin: bytes per read from the host */
+#define RELAY_READ_MAX (256 * 1024) /* output: bytes per read from the process */
 
-_Static_assert(RELAY_RING_MAX >= RESUME_FALLBACK_TAIL + RELAY_BUF_MAX,
-               "the ring holds the fallback tail plus the unsent bound");
-
-/* ---- output ring ---- */
-
-/* Bytes [floor, nread) live in s->ring from index rhead on, wrapping at rcap; reads append at
- * the tail, writes take from `sent`, ACKs (or, without retention, writes) drop from the floor.
- * Nothing is ever moved except when the ring grows, so a byte is copied once on its way from
- * the pipe to the connection. */
-
-static size_t ring_used(const struct relay_stream *s)
-{
-	return (size_t)(s->nread - s->floor);
-}
-
-/* Make room for up to `want` more bytes and return the contiguous free span at the tail, its
- * length in *len (0: the ring is full).  The ring starts small and doubles, up to
- * RELAY_RING_MAX, only while reads keep filling it, so a quiet stream stays small. */
-static uint8_t *ring_tail(struct relay_stream *s, size_t want, size_t *len)
-{
-	size_t used = ring_used(s);
-	if (s->rcap - used < want && s->rcap < RELAY_RING_MAX && (!s->rcap || s->rfull)) {
-		size_t cap = s->rcap ? s->rcap * 2 : RELAY_RING_MIN;
-		if (cap > RELAY_RING_MAX)
-			cap = RELAY_RING_MAX;
-		uint8_t *n = xmalloc(cap);
-		size_t first = used < s->rcap - s->rhead ? used : s->rcap - s->rhead;
-		if (used) {
-			memcpy(n, s->ring + s->rhead, first);
-			memcpy(n + first, s->ring, used - first);
-		}
-		free(s->ring);
-		s->ring = n;
-		s->rcap = cap;
-		s->rhead = 0;
-	}
-	if (used == 0)
-		s->rhead = 0; /* empty: start over for the longest span */
-	size_t tail = (s->rhead + used) % (s->rcap ? s->rcap : 1);
-	size_t span = s->rcap - used;
-	if (span > s->rcap - tail)
-		span = s->rcap - tail;
-	*len = span < want ? span : want;
-	return s->ring + tail;
-}
-
-/* The contiguous run of retained bytes starting at offset off (floor <= off < nread). */
-static const uint8_t *ring_at(const struct relay_stream *s, uint64_t off, size_t *len)
-{
-	size_t pos = (s->rhead + (size_t)(off - s->floor)) % s->rcap;
-	size_t n = (size_t)(s->nread - off);
-	*len = n < s->rcap - pos ? n : s->rcap - pos;
-	return s->ring + pos;
-}
-
-void relay_out_drop(struct relay_stream *s, uint64_t off)
-{
-	if (off <= s->floor)
-		return;
-	if (s->rcap)
-		s->rhead = (s->rhead + (size_t)(off - s->floor)) % s->rcap;
-	s->floor = off;
-}
-
-static void ring_free(struct relay_stream *s)
-{
-	free(s->ring);
-	s->ring = NULL;
-	s->rcap = s->rhead = 0;
-}
+_Static_assert(RESUME_SENDER_CAP >= RESUME_FALLBACK_TAIL + RELAY_BUF_MAX,
+               "the retained buffer holds the fallback tail plus the unsent bound");
 
 /* ---- watchers ---- */
 
@@ -156,8 +87,7 @@ void relay_stream_finish(struct relay_stream *s)
 	stream_close_fds(s);
 	relay_hub_unlink(s);
 	buf_reset(&s->buf);
-	ring_free(s);
-	s->floor = s->sent = s->nread;
+	resume_sender_fini(&s->tx);
 	s->done = true;
 	if (s->output)
 		maybe_fire_done(s->r);
@@ -172,7 +102,7 @@ static void relay_destroy(struct relay *r)
 		stream_close_fds(s);
 		relay_hub_unlink(s);
 		buf_fini(&s->buf);
-		ring_free(s);
+		resume_sender_fini(&s->tx);
 		free(s);
 	}
 	ev_timer_stop(r->loop, &r->kick);
@@ -205,7 +135,7 @@ void relay_stream_conn_lost(struct relay_stream *s, int code)
 	relay_close_fd(&s->conn_fd);
 	s->cs = C_NONE;
 	s->wr_shut = false;
-	s->npre = s->nack = 0;
+	s->nack = 0;
 	if (s->hub && !s->no_redial) {
 		log_debug("relay: stream=%d port=%u connection lost: %s (re-dialling)",
 		          (int)s->which, s->port, strerror(-code));
@@ -213,7 +143,7 @@ void relay_stream_conn_lost(struct relay_stream *s, int code)
 			/* stdin: the host sends again from what reached the process */
 			if (relay_resume_on(s)) {
 				buf_reset(&s->buf);
-				s->nread = s->nwritten;
+				s->nread = s->rx.delivered;
 			}
 			s->src_eof = false;
 		}
@@ -240,28 +170,15 @@ static bool output_can_read(const struct relay_stream *s)
 {
 	if (s->src_eof || s->done)
 		return false;
-	if (s->nread - s->sent >= RELAY_BUF_MAX)
+	if (s->tx.produced - s->tx.sent >= RELAY_BUF_MAX)
 		return false;
-	return !relay_resume_on(s) || s->nread - s->floor < RESUME_SENDER_CAP;
-}
-
-/* Drop what no longer needs retaining after `sent` moved. */
-static void output_release(struct relay_stream *s)
-{
-	uint64_t keep_from = s->sent;
-	if (relay_resume_on(s))
-		return; /* only ACKs release */
-	if (s->hub && keep_from - s->floor > RESUME_FALLBACK_TAIL)
-		keep_from -= RESUME_FALLBACK_TAIL;
-	else if (s->hub)
-		return;
-	relay_out_drop(s, keep_from);
+	return resume_sender_free(&s->tx) > 0;
 }
 
 /* Output: the end (EOF from the host after our half-close, and in resume mode the final ACK). */
 static bool output_complete(const struct relay_stream *s)
 {
-	return s->wr_shut && (!relay_resume_on(s) || s->acked == s->nread);
+	return s->wr_shut && (!relay_resume_on(s) || s->tx.acked == s->tx.produced);
 }
 
 /* Output: read the process once into the ring.  True when bytes came (*drained: fewer than
@@ -270,21 +187,22 @@ static bool output_read(struct relay_stream *s, bool *drained)
 {
 	struct err e;
 	size_t want = RELAY_READ_MAX;
-	size_t unsent_room = RELAY_BUF_MAX - (size_t)(s->nread - s->sent);
+	size_t unsent_room = RELAY_BUF_MAX - (size_t)(s->tx.produced - s->tx.sent);
 	if (want > unsent_room)
 		want = unsent_room;
-	if (relay_resume_on(s) && want > RESUME_SENDER_CAP - ring_used(s))
-		want = RESUME_SENDER_CAP - ring_used(s);
 	size_t room;
-	uint8_t *p = ring_tail(s, want, &room);
+	uint8_t *p = resume_sender_reserve(&s->tx, want, s->rfull, &room);
 	if (room == 0)
 		return false;
 	ssize_t n = fd_read(s->proc_fd, p, room, &e);
 	s->rfull = n == (ssize_t)room;
 	if (n > 0) {
-		s->nread += (uint64_t)n;
-		if (s->discard)
-			s->floor = s->sent = s->nwritten = s->nread;
+		resume_sender_commit(&s->tx, (size_t)n);
+		if (s->discard) {
+			/* no connection to give them to: drop (the tail is 0) */
+			resume_sender_advance(&s->tx, (size_t)n, &e);
+			s->nwritten = s->tx.produced;
+		}
 		*drained = (size_t)n < room;
 		return true;
 	}
@@ -294,6 +212,7 @@ static bool output_read(struct relay_stream *s, bool *drained)
 		if (n != IO_EOF && n != -EIO)
 			log_debug("relay: stream=%d read: %s", (int)s->which, e.msg);
 		s->src_eof = true;
+		resume_sender_set_eof(&s->tx);
 	}
 	*drained = true;
 	return false;
@@ -304,9 +223,10 @@ static bool output_read(struct relay_stream *s, bool *drained)
 static int output_write(struct relay_stream *s, bool *progress, bool *blocked)
 {
 	struct err e;
-	while (s->sent < s->nread) {
+	while (s->tx.sent < s->tx.produced) {
+		const uint8_t *p;
 		size_t len;
-		const uint8_t *p = ring_at(s, s->sent, &len);
+		resume_sender_peek(&s->tx, &p, &len);
 		ssize_t n = fd_write(s->conn_fd, p, len, &e);
 		if (n == IO_AGAIN) {
 			*blocked = true;
@@ -314,16 +234,17 @@ static int output_write(struct relay_stream *s, bool *progress, bool *blocked)
 		}
 		if (n < 0)
 			return (int)n;
-		s->sent += (uint64_t)n;
-		if (s->sent > s->nwritten)
-			s->nwritten = s->sent;
+		/* fallback mode: the floor follows `sent`, keeping the tail */
+		resume_sender_advance(&s->tx, (size_t)n, &e);
+		if (s->tx.sent > s->nwritten)
+			s->nwritten = s->tx.sent;
 		*progress = true;
 		if ((size_t)n < len) {
 			*blocked = true; /* the socket buffer is full: wait for writable */
 			break;
 		}
 	}
-	output_release(s);
+	relay_hub_trim(s);
 	return 0;
 }
 
@@ -336,7 +257,7 @@ static void pump_output(struct relay_stream *s)
 		bool progress = false;
 		if (!drained && output_can_read(s))
 			progress = output_read(s, &drained);
-		if (s->cs == C_UP && !s->wr_shut && s->sent < s->nread && !sink_blocked) {
+		if (s->cs == C_UP && !s->wr_shut && s->tx.sent < s->tx.produced && !sink_blocked) {
 			int rc = output_write(s, &progress, &sink_blocked);
 			if (rc < 0) {
 				relay_stream_conn_lost(s, rc);
@@ -346,7 +267,7 @@ static void pump_output(struct relay_stream *s)
 		if (!progress)
 			break;
 	}
-	if (s->src_eof && s->sent == s->nread) {
+	if (s->src_eof && s->tx.sent == s->tx.produced) {
 		if (s->discard || (s->conn_fd < 0 && !s->hub && !s->lost_cb)) {
 			relay_stream_finish(s);
 			return;
@@ -379,17 +300,6 @@ static void pump_output(struct relay_stream *s)
 static void output_conn_read(struct relay_stream *s)
 {
 	struct err e;
-	if (s->cs == C_HELLO) {
-		int rc = relay_hub_ready_read(s);
-		if (rc < 0) {
-			relay_stream_conn_lost(s, rc);
-			return;
-		}
-		if (s->cs != C_UP)
-			return;
-		log_debug("relay: stream=%d port=%u resumed at %llu", (int)s->which, s->port,
-		          (unsigned long long)s->sent);
-	}
 	uint8_t scratch[512];
 	for (int i = 0; i < 16; i++) {
 		ssize_t n = fd_read(s->conn_fd, scratch, sizeof(scratch), &e);
@@ -398,13 +308,12 @@ static void output_conn_read(struct relay_stream *s)
 		if (n > 0) {
 			if (!relay_resume_on(s))
 				continue; /* the host should not write here: ignore */
-			for (ssize_t k = 0; k < n; k++) {
-				s->ackb[s->nack++] = scratch[k];
-				uint64_t off;
-				if (resume_ack_decode(s->ackb, s->nack, &off) == RESUME_ACK_LEN) {
-					relay_hub_ack_apply(s, off);
-					s->nack = 0;
-				}
+			int rc = relay_hub_output_feed(s, scratch, (size_t)n);
+			if (rc == RELAY_GAVE_UP)
+				return;
+			if (rc < 0) {
+				relay_stream_conn_lost(s, rc);
+				return;
 			}
 			if ((size_t)n < sizeof(scratch))
 				break; /* drained: the next read would only say EAGAIN */
@@ -436,7 +345,13 @@ static void pump_input(struct relay_stream *s)
 			ssize_t n = fd_read(s->conn_fd, p, room, &e);
 			if (n > 0) {
 				s->nread += (uint64_t)n;
-				buf_commit(&s->buf, (size_t)n);
+				ssize_t keep =
+				    relay_resume_on(s) ? relay_hub_input_data(s, p, (size_t)n) : n;
+				if (keep < 0) {
+					relay_stream_conn_lost(s, (int)keep);
+					return;
+				}
+				buf_commit(&s->buf, (size_t)keep);
 				progress = true;
 			} else if (n == IO_EOF) {
 				s->src_eof = true;
@@ -452,7 +367,7 @@ static void pump_input(struct relay_stream *s)
 			ssize_t n = fd_write(s->proc_fd, buf_head(&s->buf), buf_avail(&s->buf), &e);
 			if (n > 0) {
 				buf_consume(&s->buf, (size_t)n);
-				s->nwritten += (uint64_t)n;
+				resume_receiver_deliver(&s->rx, (size_t)n, (uint64_t)mono_ns());
 				progress = true;
 			} else if (n == IO_AGAIN) {
 				sink_blocked = true;
@@ -466,14 +381,10 @@ static void pump_input(struct relay_stream *s)
 			break;
 	}
 	if (relay_resume_on(s) && s->cs == C_UP) {
-		int rc = 0;
 		bool final = s->src_eof && buf_avail(&s->buf) == 0;
-		if (final || s->nwritten - s->acked >= RESUME_ACK_BYTES)
-			rc = relay_hub_ack_send(s, final);
-		else if (s->nwritten > s->acked && !ev_is_active(&s->tm)) {
-			ev_timer_set(&s->tm, RESUME_ACK_DELAY_NS / 1e9, 0.0);
-			ev_timer_start(loop, &s->tm);
-		}
+		if (final)
+			resume_receiver_set_eof(&s->rx);
+		int rc = relay_hub_ack_send(s, final);
 		if (rc < 0) {
 			/* the final ACK cannot be written: the host did not half-close, it went
 			 * away (a cut that looks like EOF): re-dial */
@@ -498,7 +409,6 @@ static void pump_input(struct relay_stream *s)
 	else
 		ev_io_stop(loop, &s->pwr);
 }
-
 void relay_stream_pump(struct relay_stream *s)
 {
 	if (s->done)
@@ -576,6 +486,15 @@ static struct relay_stream *stream_new(struct relay *r, enum relay_which which, 
 	s->cs = conn_fd >= 0 ? C_UP : C_NONE;
 	s->first = true;
 	buf_init(&s->buf);
+	resume_sender_init(&s->tx, 0, 0);
+	/* not re-dialled (yet): nothing to keep once sent; relay_link sets the tail */
+	resume_sender_set_tail(&s->tx, 0);
+	resume_sender_set_fallback(&s->tx, true);
+	resume_receiver_init(&s->rx, 0);
+	if (s->output)
+		s->end.tx = &s->tx;
+	else
+		s->end.rx = &s->rx;
 	ev_io_init(&s->prd, on_proc_io, proc_fd, EV_READ);
 	ev_io_init(&s->pwr, on_proc_io, proc_fd, EV_WRITE);
 	ev_io_init(&s->crd, on_conn_read, conn_fd, EV_READ);
@@ -607,15 +526,6 @@ static struct relay *relay_alloc(struct ev_loop *loop, relay_done_cb done, void 
 	return r;
 }
 
-/* Deeper stdout/stderr pipes: the process writes ahead in bigger runs and the relay reads
- * them in fewer, larger reads (fewer wake-ups on both sides).  Best effort: EPERM (over the
- * unprivileged limit) or a non-pipe fd leave the fd as it was. */
-static void pipe_deepen(int fd)
-{
-	if (fd >= 0 && fcntl(fd, F_SETPIPE_SZ, RELAY_PIPE_SIZE) < 0)
-		log_debug("relay: fd=%d: F_SETPIPE_SZ: %s", fd, strerror(errno));
-}
-
 static int prep_fds(int *fds, int n, struct err *e)
 {
 	for (int i = 0; i < n; i++) {
@@ -642,8 +552,6 @@ struct relay *relay_new_pipes(struct ev_loop *loop, int in_w, int out_r, int err
 	for (int i = 0; i < 3; i++) {
 		int pfd = fds[i], cfd = fds[3 + i];
 		if (pfd >= 0 && cfd >= 0) {
-			if (i != RELAY_STDIN)
-				pipe_deepen(pfd);
 			r->s[i] = stream_new(r, (enum relay_which)i, pfd, cfd);
 		} else {
 			relay_close_fd(&pfd);
@@ -770,12 +678,12 @@ void relay_stream_on_conn_lost(struct relay_stream *s, relay_conn_lost_cb cb, vo
 
 uint64_t relay_stream_bytes_read(const struct relay_stream *s)
 {
-	return s->nread;
+	return s->output ? s->tx.produced : s->nread;
 }
 
 uint64_t relay_stream_bytes_written(const struct relay_stream *s)
 {
-	return s->nwritten;
+	return s->output ? s->nwritten : s->rx.delivered;
 }
 
 bool relay_stream_finished(const struct relay_stream *s)

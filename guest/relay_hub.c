@@ -5,6 +5,7 @@
 #include "guest/relay_hub.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -32,6 +33,29 @@ void relay_hub_unlink(struct relay_stream *s)
 		s->hnext->hprev = s->hprev;
 	s->hprev = s->hnext = NULL;
 	s->hub = NULL;
+	resume_sender_set_budget(&s->tx, NULL);
+	if (s->deep_pipe) {
+		h->pipe_used -= RELAY_PIPE_SIZE;
+		s->deep_pipe = false;
+	}
+}
+
+/* Deeper stdout/stderr pipes: the process writes ahead in bigger runs and the relay reads them
+ * in fewer, larger reads (fewer wake-ups on both sides).  Kernel memory, so only within the
+ * hub's pipe budget; the others keep the default 64 KiB.  Best effort: EPERM (over the
+ * unprivileged limit) or a non-pipe fd leave the fd as it was. */
+static void pipe_deepen(struct relay_stream *s)
+{
+	struct relay_hub *h = s->hub;
+	if (!s->output || s->proc_shared || s->proc_fd < 0 ||
+	    h->pipe_used + RELAY_PIPE_SIZE > h->pipe_limit)
+		return;
+	if (fcntl(s->proc_fd, F_SETPIPE_SZ, RELAY_PIPE_SIZE) < 0) {
+		log_debug("relay: fd=%d: F_SETPIPE_SZ: %s", s->proc_fd, strerror(errno));
+		return;
+	}
+	h->pipe_used += RELAY_PIPE_SIZE;
+	s->deep_pipe = true;
 }
 
 void relay_hub_backoff(struct relay_stream *s)
@@ -50,21 +74,27 @@ static int attach_conn(struct relay_stream *s, int fd)
 	struct relay *r = s->r;
 	s->conn_fd = fd;
 	s->wr_shut = false;
-	s->npre = s->nack = 0;
+	s->nack = 0;
+	s->dials++;
+	resume_stream_new_conn(&s->end);
 	s->mode = s->hub ? s->hub->mode : RELAY_MODE_PLAIN;
 	ev_io_set(&s->crd, fd, EV_READ);
 	ev_io_set(&s->cwr, fd, EV_WRITE);
+	if (s->output)
+		resume_sender_set_fallback(&s->tx, !relay_resume_on(s));
 	if (relay_resume_on(s)) {
 		uint8_t m[RESUME_HELLO_LEN];
-		struct resume_hello hello = {
-		    .version = RESUME_VERSION,
-		    .flags = (uint16_t)((s->output ? 0 : RESUME_FLAG_INPUT) |
-		                        (s->first ? RESUME_FLAG_FIRST : 0)),
-		    .port = s->port,
-		    .offset = s->output ? s->floor : s->nwritten,
-		};
-		resume_hello_encode(&hello, m);
+		struct resume_hello hello;
+		uint16_t flags = s->first ? RESUME_FLAG_FIRST : 0;
+		if (s->output)
+			resume_sender_hello(&s->tx, s->port, flags, &hello);
+		else
+			resume_receiver_hello(&s->rx, s->port, flags, &hello);
+		hello.dial = s->dials;
+		resume_hello_sign(&hello, &s->hub->auth);
 		struct err e;
+		resume_conn_init(&s->rc, RESUME_DIALER, !s->output);
+		resume_conn_hello(&s->rc, &hello, m, &e);
 		ssize_t n = fd_write(fd, m, sizeof(m), &e);
 		if (n != (ssize_t)sizeof(m))
 			return n < 0 && n != IO_AGAIN ? (int)n : -EAGAIN;
@@ -74,13 +104,11 @@ static int attach_conn(struct relay_stream *s, int fd)
 		s->cs = C_UP;
 		if (s->output) {
 			/* hcsshim's replay: whatever is still retained goes out again */
-			if (s->hub && s->sent > s->floor)
+			if (s->hub && s->tx.sent > s->tx.floor)
 				log_debug("relay: stream=%d port=%u replaying %llu bytes",
 				          (int)s->which, s->port,
-				          (unsigned long long)(s->sent - s->floor));
-			s->sent = s->sent - s->floor > RESUME_FALLBACK_TAIL
-			              ? s->sent - RESUME_FALLBACK_TAIL
-			              : s->floor;
+				          (unsigned long long)(s->tx.sent - s->tx.floor));
+			resume_sender_replay_tail(&s->tx, RESUME_FALLBACK_TAIL);
 		}
 	}
 	s->first = false;
@@ -131,15 +159,30 @@ void relay_hub_connect(struct relay_stream *s)
 
 /* ---- acknowledgements and READY ---- */
 
+static void arm_ack_timer(struct relay_stream *s)
+{
+	uint64_t dl = resume_receiver_ack_deadline(&s->rx);
+	if (dl == UINT64_MAX || ev_is_active(&s->tm))
+		return;
+	uint64_t now = (uint64_t)mono_ns();
+	ev_timer_set(&s->tm, dl > now ? (double)(dl - now) / 1e9 : 0., 0.);
+	ev_timer_start(s->r->loop, &s->tm);
+}
+
 int relay_hub_ack_send(struct relay_stream *s, bool force)
 {
 	struct err e;
 	if (s->nack == 0) {
-		if (!force && s->nwritten == s->acked)
+		uint64_t off = s->rx.delivered;
+		if (resume_receiver_ack_due(&s->rx, (uint64_t)mono_ns()))
+			resume_receiver_take_ack(&s->rx, &off);
+		else if (!force) {
+			arm_ack_timer(s);
 			return 0;
-		resume_ack_encode(s->nwritten, s->ackb);
-		s->acked = s->nwritten;
+		}
+		resume_ack_encode(off, s->ackb);
 		s->nack = RESUME_ACK_LEN;
+		ev_timer_stop(s->r->loop, &s->tm);
 	}
 	while (s->nack > 0) {
 		ssize_t n = fd_write(s->conn_fd, s->ackb + RESUME_ACK_LEN - s->nack, s->nack, &e);
@@ -155,72 +198,115 @@ int relay_hub_ack_send(struct relay_stream *s, bool force)
 	return 0;
 }
 
-/* Output stream: apply ACK offsets (cumulative). */
-void relay_hub_ack_apply(struct relay_stream *s, uint64_t off)
+void relay_hub_trim(struct relay_stream *s)
 {
-	if (off < s->acked || off > s->nread) {
-		log_warn("relay: stream=%d port=%u: bad ack %llu (acked %llu, produced %llu)",
-		         (int)s->which, s->port, (unsigned long long)off,
-		         (unsigned long long)s->acked, (unsigned long long)s->nread);
-		return;
-	}
-	s->acked = off;
-	if (off > s->floor) {
-		relay_out_drop(s, off);
-		if (s->sent < off)
-			s->sent = off;
-	}
+	/* Only under pressure: an empty ring that is freed has to be grown again, which a busy
+	 * stream should not pay for while memory is plentiful. */
+	if (s->hub && s->hub->retain.used > s->hub->retain.limit / 2)
+		resume_sender_trim(&s->tx);
 }
 
-/* READY received (16 bytes in s->pre). */
-static int ready_apply(struct relay_stream *s)
+/* Apply one event of the connection (bridge/resume.h has the rules): 0 to go on, a negative
+ * errno to drop the connection, RELAY_GAVE_UP when the stream was given up. */
+static int apply_event(struct relay_stream *s, const struct resume_event *ev, size_t *skip)
 {
-	struct resume_ready rd;
 	struct err e;
-	if (resume_ready_decode(s->pre, RESUME_READY_LEN, &rd, &e) != RESUME_READY_LEN) {
-		log_warn("relay: stream=%d port=%u: %s", (int)s->which, s->port, e.msg);
-		return -EPROTO;
+	s->end.pending = s->output ? 0 : buf_avail(&s->buf);
+	int rc = resume_stream_event(&s->end, ev, skip, &e);
+	if (rc == RESUME_GIVE_UP) {
+		/* A READY we cannot honour never gets better by re-dialling (the host would say
+		 * the same again): give the stream up, once, cleanly. */
+		log_error("relay: stream=%d port=%u: %s: giving up the stream", (int)s->which,
+		          s->port, e.msg);
+		relay_stream_finish(s);
+		return RELAY_GAVE_UP;
 	}
-	uint16_t status = rd.status;
-	uint64_t off = rd.offset;
-	if (s->output) {
-		if (status == RESUME_STATUS_OK && off >= s->floor && off <= s->nread) {
-			relay_hub_ack_apply(s, off);
-			s->sent = off;
-		} else {
-			log_warn("relay: stream=%d port=%u: READY status=%u offset=%llu outside "
-			         "[%llu, %llu]: continuing from %llu",
-			         (int)s->which, s->port, status, (unsigned long long)off,
-			         (unsigned long long)s->floor, (unsigned long long)s->nread,
-			         (unsigned long long)s->floor);
-			s->sent = s->floor;
-		}
-	} else if (status != RESUME_STATUS_OK || off != s->nwritten) {
-		log_warn("relay: stream=%d port=%u: READY status=%u offset=%llu, delivered %llu",
-		         (int)s->which, s->port, status, (unsigned long long)off,
-		         (unsigned long long)s->nwritten);
+	if (rc < 0)
+		log_limited(&s->warn, LOG_LVL_WARN, "relay: stream=%d port=%u: %s%s", (int)s->which,
+		            s->port, e.msg, rc == -ERANGE ? "" : ": closing the connection");
+	if (rc < 0 && rc != -ERANGE)
+		return rc;
+	if (ev->type == RESUME_EV_READY) {
+		s->cs = C_UP;
+		if (!s->output)
+			s->nread = s->rx.delivered;
+		log_debug("relay: stream=%d port=%u resumed at %llu", (int)s->which, s->port,
+		          (unsigned long long)(s->output ? s->tx.sent : s->rx.delivered));
 	}
-	if (!s->output)
-		s->acked = s->nwritten;
-	s->cs = C_UP;
 	return 0;
 }
 
-/* Read the rest of READY (never beyond it: data may follow). */
+/* Feed received bytes to the connection's splitter; every event goes through apply_event.
+ * Data events are not expected here (output streams get none; stdin data has its own path). */
+static int feed(struct relay_stream *s, const uint8_t *p, size_t n)
+{
+	size_t off = 0;
+	while (off < n) {
+		struct resume_event ev;
+		size_t used = 0, skip;
+		struct err e;
+		int r = resume_conn_feed(&s->rc, p + off, n - off, &used, &ev, &e);
+		if (r < 0) {
+			log_limited(&s->warn, LOG_LVL_WARN, "relay: stream=%d port=%u: %s",
+			            (int)s->which, s->port, e.msg);
+			return -EPROTO;
+		}
+		off += used;
+		if (r == 0)
+			break;
+		int rc = apply_event(s, &ev, &skip);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int relay_hub_output_feed(struct relay_stream *s, const uint8_t *p, size_t n)
+{
+	int rc = feed(s, p, n);
+	if (rc == 0)
+		relay_hub_trim(s);
+	return rc;
+}
+
 int relay_hub_ready_read(struct relay_stream *s)
 {
 	struct err e;
-	while (s->npre < RESUME_READY_LEN) {
-		ssize_t n = fd_read(s->conn_fd, s->pre + s->npre, RESUME_READY_LEN - s->npre, &e);
+	while (s->cs == C_HELLO) {
+		uint8_t m[RESUME_READY_LEN];
+		size_t want = RESUME_READY_LEN - s->rc.staged;
+		ssize_t n = fd_read(s->conn_fd, m, want, &e);
 		if (n == IO_AGAIN)
 			return 0;
 		if (n == IO_EOF)
 			return -ECONNRESET;
 		if (n < 0)
 			return (int)n;
-		s->npre += (size_t)n;
+		int rc = feed(s, m, (size_t)n);
+		if (rc != 0)
+			return rc < 0 ? rc : -EPROTO;
 	}
-	return ready_apply(s);
+	return 0;
+}
+
+ssize_t relay_hub_input_data(struct relay_stream *s, uint8_t *p, size_t n)
+{
+	struct resume_event ev;
+	size_t used, skip = 0;
+	struct err e;
+	int r = resume_conn_feed(&s->rc, p, n, &used, &ev, &e);
+	if (r < 0) {
+		log_limited(&s->warn, LOG_LVL_WARN, "relay: stream=%d port=%u: %s", (int)s->which,
+		            s->port, e.msg);
+		return -EPROTO;
+	}
+	/* READY was read on its own (relay_hub_ready_read): these are all data, one event */
+	int rc = apply_event(s, &ev, &skip);
+	if (rc != 0)
+		return rc < 0 ? rc : -EPROTO;
+	if (skip)
+		memmove(p, p + skip, n - skip);
+	return (ssize_t)(n - skip);
 }
 
 void relay_hub_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -235,9 +321,7 @@ void relay_hub_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 		if (s->hub && s->hub->open)
 			relay_hub_connect(s);
 	} else if (!s->output && s->cs == C_UP) {
-		int rc = relay_hub_ack_send(s, false);
-		if (rc < 0)
-			relay_stream_conn_lost(s, rc);
+		relay_stream_pump_or_lost(s, relay_hub_ack_send(s, false));
 	}
 	relay_leave(r);
 }
@@ -250,6 +334,8 @@ struct relay_hub *relay_hub_new(struct ev_loop *loop, const struct vsock_addr *a
 	h->loop = loop;
 	h->addr = *addr;
 	h->mode = RELAY_MODE_PLAIN;
+	h->retain.limit = RELAY_RETAIN_BUDGET;
+	h->pipe_limit = RELAY_PIPE_BUDGET;
 	return h;
 }
 
@@ -257,6 +343,7 @@ void relay_hub_free(struct relay_hub *h)
 {
 	if (!h)
 		return;
+	memset(&h->auth, 0, sizeof(h->auth));
 	while (h->streams) {
 		struct relay_stream *s = h->streams;
 		vsock_dialer_free(s->dial);
@@ -303,10 +390,14 @@ static void open_one(struct relay_stream *s)
 	}
 }
 
-void relay_hub_open(struct relay_hub *h, enum relay_mode mode)
+void relay_hub_open(struct relay_hub *h, enum relay_mode mode, const struct session_auth *auth)
 {
 	h->open = true;
 	h->mode = mode;
+	if (auth)
+		h->auth = *auth;
+	else
+		memset(&h->auth, 0, sizeof(h->auth));
 	hub_each(h, open_one);
 }
 
@@ -318,10 +409,9 @@ static void close_one(struct relay_stream *s)
 		relay_conn_stop(s);
 		relay_close_fd(&s->conn_fd);
 		s->cs = C_NONE;
-		s->npre = 0;
 		if (!s->output && relay_resume_on(s)) {
 			buf_reset(&s->buf);
-			s->nread = s->nwritten;
+			s->nread = s->rx.delivered;
 		}
 	}
 	if (s->cs == C_NONE)
@@ -369,6 +459,12 @@ void relay_link(struct relay *r, struct relay_hub *h, const uint32_t ports[3])
 		if (h->streams)
 			h->streams->hprev = s;
 		h->streams = s;
+		if (s->output) {
+			/* re-dialled from now on: keep hcsshim's replay tail in plain mode */
+			resume_sender_set_tail(&s->tx, RESUME_FALLBACK_TAIL);
+			resume_sender_set_budget(&s->tx, &h->retain);
+			pipe_deepen(s);
+		}
 		int fd = s->conn_fd;
 		s->conn_fd = -1;
 		int rc = attach_conn(s, fd);

@@ -27,6 +27,21 @@
 
 #define RELAY_REDIAL_MAX_MS 100 /* re-dial back-off cap */
 
+/* Memory of linked output streams (every stream of a process the host started).
+ * Retained bytes: each stream's ring starts at RESUME_RING_MIN (16 KiB, always granted) and
+ * doubles while the process keeps it full, up to RESUME_SENDER_CAP (1 MiB); the growth comes
+ * out of this budget shared by every stream of the hub.  When it is spent, a stream whose ring
+ * is full stops reading its pipe until the host acknowledges (or, in plain mode, takes) bytes:
+ * the process blocks in write(2), nothing is dropped.  Empty rings are released while the
+ * budget is more than half used.  8 MiB: eight streams at full speed (one saturates a
+ * connection with 1 MiB), and ferry-gcs stays in the low megabytes with thousands of
+ * processes whose host stopped acknowledging (issue 7: 40 such processes held 42.9 MB).
+ * Pipes: stdout/stderr pipes are deepened to RELAY_PIPE_SIZE (fewer, larger reads: ~1.8x
+ * relay throughput) while the pipe budget allows; the others keep the kernel's 64 KiB. */
+#define RELAY_RETAIN_BUDGET (8u * 1024u * 1024u)
+#define RELAY_PIPE_SIZE     (1024u * 1024u)
+#define RELAY_PIPE_BUDGET   (16u * RELAY_PIPE_SIZE)
+
 enum relay_mode { RELAY_MODE_PLAIN = 0, RELAY_MODE_RESUME = 1 };
 
 struct relay_hub;
@@ -36,9 +51,11 @@ struct relay_hub *relay_hub_new(struct ev_loop *loop, const struct vsock_addr *a
 /* Unlink every stream (they keep their current connection and behave as unlinked from now
  * on) and free.  NULL-safe. */
 void relay_hub_free(struct relay_hub *h);
-/* The bridge was negotiated with `mode`: connections dialled from now on use it; every
- * stream waiting for a connection dials now. */
-void relay_hub_open(struct relay_hub *h, enum relay_mode mode);
+struct session_auth; /* bridge/session.h */
+/* The bridge was negotiated with `mode` and (resume) the session `auth` (copied; HELLOs carry
+ * its proof when auth->on): connections dialled from now on use them; every stream waiting
+ * for a connection dials now. */
+void relay_hub_open(struct relay_hub *h, enum relay_mode mode, const struct session_auth *auth);
 /* The bridge is gone: no dial starts until relay_hub_open; dials and handshakes in progress
  * are abandoned (they start again on open).  Established connections are kept. */
 void relay_hub_close(struct relay_hub *h);

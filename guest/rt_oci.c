@@ -156,7 +156,8 @@ void rt_op_free(struct rt_op *op)
 /* Spawn the runtime for op (argv ready, child stdio in fds) and track it. */
 int rt_op_spawn(struct rt *rt, struct rt_op *op, struct rt_argv *a, const int fds[3], struct err *e)
 {
-	struct spawn_opts so = {.argv = (char *const *)a->v, .fds = {-1, -1, -1}};
+	struct spawn_opts so = {
+	    .argv = (char *const *)a->v, .fds = {-1, -1, -1}, .nofile = rt->child_nofile};
 	if (fds)
 		for (int i = 0; i < 3; i++)
 			so.fds[i] = fds[i];

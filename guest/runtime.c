@@ -183,6 +183,7 @@ struct rt *rt_new(struct ev_loop *loop, const struct rt_config *cfg, struct err 
 	rt->on_exit = cfg->on_container_exit;
 	rt->ud = cfg->ud;
 	rt->retain = cfg->retain_exits;
+	rt->child_nofile = cfg->child_nofile;
 	rt->hub = cfg->hub;
 	dl_init(&rt->containers);
 	dl_init(&rt->external);
@@ -430,7 +431,7 @@ int rt_exec(struct rt *rt, const char *id, json_t *process, struct rt_stdio conn
 int rt_exec_external(struct rt *rt, char *const argv[], char *const env[], const char *cwd,
                      bool emulate_console, struct rt_stdio conns, pid_t *pid, struct err *e)
 {
-	struct spawn_opts so = {.argv = argv, .env = env, .cwd = cwd};
+	struct spawn_opts so = {.argv = argv, .env = env, .cwd = cwd, .nofile = rt->child_nofile};
 	int master = -1, slave = -1;
 	int pipes[3] = {-1, -1, -1};
 

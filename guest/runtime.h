@@ -70,7 +70,10 @@ struct rt_config {
 				    a new process reusing a kept pid replaces the entry */
 	struct relay_hub *hub; /* borrowed, may be NULL: stdio streams with a port are linked to
 				    it (re-dialled after a loss, guest/relay.h) */
-	void *ud;              /* passed to on_container_exit */
+	unsigned long child_nofile; /* soft RLIMIT_NOFILE of every child (the agent raises its
+				    own limit; children get what they would have had); 0:
+				    inherit */
+	void *ud;                   /* passed to on_container_exit */
 };
 
 /* Host connections for one process's stdio: fds (sockets, usually vsock/unix streams) or -1

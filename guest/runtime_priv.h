@@ -124,6 +124,7 @@ struct reaped {
 
 struct rt {
 	struct ev_loop *loop;
+	unsigned long child_nofile;
 	char *runtime;
 	char *runtime_root;
 	char *state_dir;

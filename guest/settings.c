@@ -462,7 +462,8 @@ static void container_constraints(struct gcs_req *r, const struct bridge_modify_
 	                "-",
 	                (char *)id,
 	                NULL};
-	struct spawn_opts so = {.argv = argv, .fds = {in[0], -1, errp[1]}};
+	struct spawn_opts so = {
+	    .argv = argv, .fds = {in[0], -1, errp[1]}, .nofile = r->g->opt.child_nofile};
 	pid_t pid = spawn_process(&so, &e);
 	if (pid < 0) {
 		rc = (int)pid;

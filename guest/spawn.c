@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/xalloc.h"
@@ -50,6 +51,11 @@ static void child_run(const struct spawn_opts *o, int pipe_w, int devnull)
 	}
 	if (o->cwd && chdir(o->cwd) < 0)
 		child_fail(pipe_w, errno);
+	struct rlimit rl;
+	if (o->nofile && getrlimit(RLIMIT_NOFILE, &rl) == 0 && o->nofile < rl.rlim_cur) {
+		rl.rlim_cur = o->nofile;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	/* everything above 2 except the error pipe goes (our fds are CLOEXEC anyway; this also
 	 * catches fds other code forgot to mark) */
 	if (pipe_w > 3)

@@ -13,11 +13,13 @@
 #include "common/err.h"
 
 struct spawn_opts {
-	char *const *argv; /* argv[0] looked up in PATH */
-	char *const *env;  /* NULL: inherit */
-	const char *cwd;   /* NULL: inherit */
-	int fds[3];        /* become the child's 0, 1, 2; -1 -> /dev/null.  Borrowed. */
-	bool setsid_ctty;  /* setsid() and make fd 0 (a tty) the controlling terminal */
+	char *const *argv;    /* argv[0] looked up in PATH */
+	char *const *env;     /* NULL: inherit */
+	const char *cwd;      /* NULL: inherit */
+	int fds[3];           /* become the child's 0, 1, 2; -1 -> /dev/null.  Borrowed. */
+	bool setsid_ctty;     /* setsid() and make fd 0 (a tty) the controlling terminal */
+	unsigned long nofile; /* the child's soft RLIMIT_NOFILE (the agent raised its own);
+	                         0: inherit */
 };
 
 /* Start the child.  Returns its pid (> 0) or -errno with e filled (including the exec

@@ -12,6 +12,8 @@
 
 #include "bridge/client.h"
 #include "bridge/proto.h"
+#include "bridge/resume.h"
+#include "bridge/session.h"
 #include "common/fdio.h"
 #include "common/log.h"
 #include "common/vsock.h"
@@ -485,11 +487,90 @@ static int parse_caps(struct gcs_client *c, const struct bridge_negotiate_resp *
 	return 0;
 }
 
+static void close_listener(struct gcs_client *c)
+{
+	if (c->lfd >= 0) {
+		ev_io_stop(c->loop, &c->accept_w);
+		vsock_unlisten(&c->addr, GCS_BRIDGE_PORT, c->lfd);
+		c->lfd = -1;
+	}
+	ev_timer_stop(c->loop, &c->accept_timer);
+}
+
+/* A re-dialled connection on probation could not prove the session: drop it (one log line),
+ * forget its negotiation and take the next connection from the backlog.  The bridge, its
+ * calls and the listener are untouched. */
+static void refuse_candidate(struct gcs_client *c, const char *why, bool impostor)
+{
+	if (impostor)
+		log_limited(&c->refused, LOG_LVL_WARN, "gcs bridge: refused a connection: %s", why);
+	else /* the guest's own re-dial lost in a race with a wake: nothing to report */
+		log_debug("gcs bridge: a re-dial went away before it proved the session: %s", why);
+	c->probation = false;
+	ev_timer_stop(c->loop, &c->cand_timer);
+	gcs_client_cancel(c, c->neg_id); /* no-op once answered */
+	bridge_client_detach(c->bc);
+	c->state = ST_LISTENING;
+	if (c->lfd >= 0)
+		ev_io_start(c->loop, &c->accept_w);
+}
+
+static void on_cand_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct gcs_client *c = w->data;
+	(void)loop;
+	(void)revents;
+	gcs_client_enter(c);
+	if (c->probation)
+		refuse_candidate(c, "no proof of the session in time", true);
+	gcs_client_leave(c);
+}
+
+/* The session part of a negotiation's answer (after parse_caps).  0 to go on; -EACCES when a
+ * candidate was refused (nothing more to do); another negative errno fails the negotiation. */
+static int check_session(struct gcs_client *c, const struct bridge_negotiate_resp *resp,
+                         struct err *e)
+{
+	const char *proof = resp->caps.guest_defined.ferry_session_proof;
+	bool ferry = c->caps.ferry_stdio_resume;
+	bool proved =
+	    ferry && c->challenged && session_bridge_verify(c->secret, c->challenge, proof);
+	c->auth_on = false;
+	if (c->session) {
+		if (c->challenged && !proved) {
+			refuse_candidate(c,
+			                 ferry
+			                     ? (proof ? "wrong session proof" : "no session proof")
+			                     : "no ferry capability in a ferry session",
+			                 true);
+			return -EACCES;
+		}
+		if (c->probation) {
+			c->probation = false;
+			ev_timer_stop(c->loop, &c->cand_timer);
+			bridge_client_trust(c->bc);
+		}
+	} else if (c->offered_session && ferry) {
+		/* the first negotiation: a ferry guest that cannot even echo the proof is broken */
+		if (!proved)
+			return err_set(e, -EPROTO, "negotiate: the guest's session proof is wrong");
+		c->session = true;
+	}
+	c->auth_on = c->session && proved;
+	close_listener(c); /* the connection is ours: no more listening until it is lost */
+	return 0;
+}
+
 static void on_negotiate(struct gcs_client *c, const struct gcs_result *r, const void *resp,
                          void *ud)
 {
 	struct err e;
 	(void)ud;
+	if (c->probation && r->status < 0) {
+		/* the candidate went away (or broke the rules) before it answered */
+		refuse_candidate(c, r->err.msg, r->status == -EACCES);
+		return;
+	}
 	if (r->status == -ECONNRESET && !bridge_client_closed(c->bc) &&
 	    !bridge_client_attached(c->bc)) {
 		/* Migrating: the connection went away under the negotiation; the next re-dial
@@ -505,6 +586,16 @@ static void on_negotiate(struct gcs_client *c, const struct gcs_result *r, const
 		return;
 	}
 	if (parse_caps(c, resp, &e) < 0) {
+		if (c->probation)
+			refuse_candidate(c, e.msg, true);
+		else
+			ready(c, e.code, &e);
+		return;
+	}
+	int sr = check_session(c, resp, &e);
+	if (sr == -EACCES)
+		return;
+	if (sr < 0) {
 		ready(c, e.code, &e);
 		return;
 	}
@@ -562,6 +653,13 @@ static void on_bridge_detach(struct bridge_client *bc, const struct err *why, vo
 {
 	struct gcs_client *c = ud;
 	(void)bc;
+	if (c->probation) {
+		gcs_client_enter(c);
+		refuse_candidate(c, why ? why->msg : "connection lost",
+		                 why && why->code == -EACCES);
+		gcs_client_leave(c);
+		return;
+	}
 	log_debug("gcs bridge lost while migrating, waiting for the re-dial: %s",
 	          why ? why->msg : "?");
 	/* Accept the guest's re-dial (e.g. it was woken after it had already dialled us). */
@@ -575,16 +673,42 @@ static void on_bridge_detach(struct bridge_client *bc, const struct err *why, vo
 static void send_negotiate(struct gcs_client *c)
 {
 	struct err e;
+	char session[SESSION_HEX_LEN + 1], challenge[SESSION_HEX_LEN + 1];
 	struct bridge_negotiate_req req = {
 	    .minimum_version = GCS_PV_V4,
 	    .maximum_version = GCS_PV_V4,
-	    .ferry = {.stdio_resume = c->cfg.no_stdio_resume ? 0 : 1},
+	    .ferry = {.stdio_resume = c->cfg.no_stdio_resume ? 0 : RESUME_VERSION},
 	};
+	c->challenged = c->offered_session = false;
+	if (c->has_secret && !c->cfg.no_stdio_resume) {
+		if (session_random(c->challenge, sizeof(c->challenge), &e) < 0) {
+			ready(c, e.code, &e);
+			return;
+		}
+		c->challenged = true;
+		session_hex32_encode(c->challenge, challenge);
+		req.ferry.challenge = challenge;
+		if (!c->session) {
+			/* the guest learns the secret here, the first time only */
+			session_hex32_encode(c->secret, session);
+			req.ferry.session = session;
+			c->offered_session = true;
+		}
+	}
 	c->state = ST_NEGOTIATING;
 	/* The Go host leaves ContainerId "" here. */
 	if (send_msg(c, RPC_NEGOTIATE_PROTOCOL, "", BMSG_NEGOTIATE_REQ, &req, BMSG_NEGOTIATE_RESP,
-	             0, on_negotiate, NULL, NULL, &e) < 0)
+	             0, on_negotiate, NULL, &c->neg_id, &e) < 0) {
 		ready(c, e.code, &e);
+		return;
+	}
+	if (c->session) {
+		/* a re-dial of a session: nothing it sends counts until it proved the secret */
+		c->probation = true;
+		bridge_client_probation(c->bc, (int64_t)c->neg_id);
+		ev_timer_set(&c->cand_timer, GCS_CANDIDATE_TIMEOUT_MS / 1000.0, 0.);
+		ev_timer_start(c->loop, &c->cand_timer);
+	}
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
@@ -593,15 +717,22 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	struct err e;
 	(void)loop;
 	(void)revents;
-	int fd = vsock_accept(c->lfd, &e);
+	int fd = vsock_accept_peer(&c->addr, c->lfd, &e);
 	if (fd == IO_AGAIN)
 		return;
+	if (fd == -EACCES) {
+		log_limited(&c->refused, LOG_LVL_WARN, "gcs bridge: %s", e.msg);
+		return;
+	}
 	gcs_client_enter(c);
-	/* Exactly one connection: close the listener now (Go host: closeListener=true). */
-	ev_io_stop(c->loop, &c->accept_w);
-	ev_timer_stop(c->loop, &c->accept_timer);
-	vsock_unlisten(&c->addr, GCS_BRIDGE_PORT, c->lfd);
-	c->lfd = -1;
+	if (c->session && fd >= 0) {
+		/* A re-dial must prove the session: one candidate at a time, the listener stays
+		 * (the next connections wait in its backlog) until one has proved it. */
+		ev_io_stop(c->loop, &c->accept_w);
+	} else {
+		/* Exactly one connection: close the listener now (Go host: closeListener=true). */
+		close_listener(c);
+	}
 	if (fd < 0) {
 		err_prefix(&e, "accept gcs bridge connection");
 		ready(c, e.code, &e);
@@ -664,6 +795,15 @@ struct gcs_client *gcs_client_new(struct ev_loop *loop, const struct gcs_client_
 	c->lfd = -1;
 	c->next_port = GCS_FIRST_STDIO_PORT;
 	c->links.next = c->links.prev = &c->links;
+	ev_timer_init(&c->cand_timer, on_cand_timeout, 0., 0.);
+	c->cand_timer.data = c;
+	if (!c->cfg.no_stdio_resume && !c->cfg.no_session_auth) {
+		if (session_random(c->secret, sizeof(c->secret), e) < 0) {
+			free(c);
+			return NULL;
+		}
+		c->has_secret = true;
+	}
 	if (!cfg->addr || vsock_addr_parse(cfg->addr, &c->addr, e) < 0) {
 		if (!cfg->addr)
 			err_set(e, -EINVAL, "gcs client: no transport address");
@@ -698,6 +838,7 @@ static void client_destroy(struct gcs_client *c)
 		vsock_unlisten(&c->addr, GCS_BRIDGE_PORT, c->lfd);
 	}
 	ev_timer_stop(c->loop, &c->accept_timer);
+	ev_timer_stop(c->loop, &c->cand_timer);
 	bridge_client_free(c->bc);
 	while (c->calls) {
 		struct call *k = c->calls;
@@ -763,6 +904,12 @@ const struct gcs_caps *gcs_client_caps(const struct gcs_client *c)
 {
 	/* Still available after the bridge closed, once negotiated. */
 	return c->caps.version == GCS_PV_V4 && c->state != ST_FAILED ? &c->caps : NULL;
+}
+
+int gcs_client_stdio_dial_timeout_ms(const struct gcs_client *c)
+{
+	return c->cfg.stdio_dial_timeout_ms > 0 ? c->cfg.stdio_dial_timeout_ms
+	                                        : GCS_STDIO_DIAL_TIMEOUT_MS;
 }
 
 bool gcs_client_is_ready(const struct gcs_client *c)

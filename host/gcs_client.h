@@ -76,7 +76,19 @@ struct gcs_client_config {
 	int rpc_timeout_ms;    /* 0: 300000 (bridge.Timeout); WaitForProcess never times out */
 	bool cold_start;       /* true: honour SendHostCreateMessage (false after migration) */
 	bool no_stdio_resume;  /* do not offer FerryStdioResume (hcsshim host behaviour) */
+	/* Offer FerryStdioResume without a session (no secret, no challenge): no proof is asked
+	 * of re-dials, HELLOs carry none, and the guest opens no wake port.  For measuring what
+	 * the session costs (tests/bench/reconnect.c); never for a guest others can reach. */
+	bool no_session_auth;
+	/* How long after the ExecuteProcess response the guest may take to dial each stdio
+	 * port of the process (it dials before answering, so this only covers the host loop
+	 * getting to the accept): past it the process fails with -ETIMEDOUT naming the process
+	 * and the port.  0: GCS_STDIO_DIAL_TIMEOUT_MS. */
+	int stdio_dial_timeout_ms;
 };
+/* Default of stdio_dial_timeout_ms: generous for a loaded machine, finite so that a guest that
+ * never dials cannot hang the host (issue 7: ferryctl hung 85 s and counting). */
+#define GCS_STDIO_DIAL_TIMEOUT_MS 10000
 
 /* Parse cfg->addr, listen on the bridge port 0x40000000 and arm the accept on `loop`.  Call
  * this BEFORE starting the guest.  The connection is accepted once (the listener is then
@@ -99,6 +111,8 @@ const struct vsock_addr *gcs_client_addr(const struct gcs_client *c);
  * close. */
 const struct gcs_caps *gcs_client_caps(const struct gcs_client *c);
 bool gcs_client_is_ready(const struct gcs_client *c);
+/* The stdio first-dial timeout in ms (the config's, or its default). */
+int gcs_client_stdio_dial_timeout_ms(const struct gcs_client *c);
 
 /* Typed call path (bridge/msg.h codecs): send `rpc` with the request struct `req` of kind
  * `req_kind` (borrowed; every request struct starts with struct bridge_req_base, whose
@@ -174,6 +188,21 @@ const char *gcs_hresult_name(int32_t hr);
 void gcs_client_set_migrating(struct gcs_client *c, bool on);
 /* The stdio resume handshake is in use on the current negotiation. */
 bool gcs_client_stdio_resume(const struct gcs_client *c);
+struct session_auth; /* bridge/session.h */
+/* The session secret the guest holds (for the migration state): true and the 32 bytes in
+ * `out` once a ferry guest accepted it (or it was adopted), false otherwise. */
+bool gcs_client_session_secret(const struct gcs_client *c, uint8_t out[32]);
+/* The session of the current negotiation, for stdio HELLO proofs (auth->on false without a
+ * session). */
+void gcs_client_stdio_auth(const struct gcs_client *c, struct session_auth *auth);
+/* Sessions (docs/bridge.md "Sessions"): a client draws a secret at creation and hands it to
+ * the guest in its first NegotiateProtocol ("Ferry":{"Session"}); once the guest accepted it
+ * (a ferry guest answering FerrySessionProof), every later connection of that guest must prove
+ * it: while the client waits for a re-dial it accepts one connection at a time, negotiates on
+ * probation (bridge_client_probation: no frame but the answer is taken) and refuses, with one
+ * log line, a connection that cannot prove the secret within GCS_CANDIDATE_TIMEOUT_MS, then
+ * takes the next one from the backlog.  A plain hcsshim guest never learns of any of this. */
+#define GCS_CANDIDATE_TIMEOUT_MS 2000
 /* Drop every connection at once: the bridge first (calls kept, migrating mode on), then every
  * stdio connection and listener of every process.  Nothing is lost: the state stays (ports,
  * wait ids, offsets, unacknowledged stdin) for gcs_client_export_state or a rollback with
@@ -184,9 +213,12 @@ int gcs_client_cut(struct gcs_client *c, struct err *e);
  * renegotiated (ops->on_reconnect), stdio streams resume from this host's own offsets. */
 int gcs_client_relisten(struct gcs_client *c, struct err *e);
 /* Wake the guest so it notices the host changed (docs/stdio-resume.md §4): connect to its
- * wake port GCS_WAKE_PORT (hybrid: the unix socket PATH.guest_<port>) and close.  Call after
- * the new host listens.  Never blocks for long (unix: immediate; vsock/tcp: 200 ms cap). */
-#define GCS_WAKE_PORT 0x3FFFFFFFu
+ * wake port GCS_WAKE_PORT (hybrid: the unix socket PATH.guest_<port>), read its challenge,
+ * answer with the session's proof and close.  Call after the new host listens, not from a loop
+ * callback: it blocks up to GCS_WAKE_TIMEOUT_MS.  -ENOTSUP without a session (a plain guest
+ * has no wake port); -ETIMEDOUT / -EPROTO when the challenge does not come or is malformed. */
+#define GCS_WAKE_TIMEOUT_MS 500
+#define GCS_WAKE_PORT       0x3FFFFFFFu
 int gcs_client_wake_guest(struct gcs_client *c, struct err *e);
 
 /* Objects attached to a client (host/process.c) so gcs_client_free can release them and the

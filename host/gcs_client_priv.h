@@ -11,6 +11,8 @@
 #include <ev.h>
 
 #include "bridge/client.h"
+#include "bridge/session.h"
+#include "common/log.h"
 #include "common/vsock.h"
 #include "host/gcs_client.h"
 
@@ -51,7 +53,19 @@ struct gcs_client {
 	struct call *calls;
 	struct wait_entry *waits;
 	bool negotiated_once; /* a negotiation succeeded before: the next one is a reconnect */
-	bool adopted;         /* state adopted from another host: links probe on negotiation */
+	/* the session (bridge/session.h) */
+	uint8_t secret[SESSION_SECRET_LEN];
+	bool has_secret; /* drawn at creation or adopted */
+	bool session;    /* the guest holds it: every (re)connection must prove it */
+	uint8_t challenge[SESSION_NONCE_LEN]; /* of the current negotiation */
+	bool challenged;                      /* ... which carried one */
+	bool offered_session;                 /* ... which handed the secret over */
+	bool auth_on;                         /* ... which established proofs for stdio */
+	bool probation;                       /* a re-dial is negotiating on probation */
+	uint64_t neg_id;                      /* its NegotiateProtocol */
+	ev_timer cand_timer;                  /* GCS_CANDIDATE_TIMEOUT_MS */
+	struct log_limit refused;
+	bool adopted; /* state adopted from another host: links probe on negotiation */
 	struct gcs_client_link links; /* list head (sentinel) */
 	unsigned depth;
 	bool free_pending;

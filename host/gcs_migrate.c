@@ -4,6 +4,7 @@
  * waking the guest and adopting a whole client state.  The connection and call path are in
  * gcs_client.c; see host/gcs_client.h and host/gcs_state.h for the contract. */
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -11,6 +12,8 @@
 
 #include "bridge/client.h"
 #include "bridge/proto.h"
+#include "bridge/session.h"
+#include "common/fdio.h"
 #include "common/vsock.h"
 #include "common/xalloc.h"
 #include "host/gcs_client.h"
@@ -120,6 +123,24 @@ bool gcs_client_stdio_resume(const struct gcs_client *c)
 	return c->state == ST_READY && c->caps.ferry_stdio_resume;
 }
 
+bool gcs_client_session_secret(const struct gcs_client *c, uint8_t out[32])
+{
+	if (!c->session)
+		return false;
+	memcpy(out, c->secret, sizeof(c->secret));
+	return true;
+}
+
+void gcs_client_stdio_auth(const struct gcs_client *c, struct session_auth *auth)
+{
+	memset(auth, 0, sizeof(*auth));
+	if (!c->auth_on)
+		return;
+	auth->on = true;
+	memcpy(auth->secret, c->secret, sizeof(auth->secret));
+	memcpy(auth->challenge, c->challenge, sizeof(auth->challenge));
+}
+
 int gcs_client_cut(struct gcs_client *c, struct err *e)
 {
 	if (!c->bc || bridge_client_closed(c->bc) || c->state == ST_FAILED)
@@ -160,9 +181,36 @@ int gcs_client_relisten(struct gcs_client *c, struct err *e)
 	return 0;
 }
 
+/* Read exactly n bytes from a non-blocking fd before the deadline (mono ns). */
+static int read_before(int fd, uint8_t *p, size_t n, long long deadline, struct err *e)
+{
+	size_t got = 0;
+	while (got < n) {
+		long long left = (deadline - mono_ns()) / 1000000;
+		struct pollfd q = {.fd = fd, .events = POLLIN};
+		if (left <= 0 || poll(&q, 1, (int)left) <= 0)
+			return err_set(e, -ETIMEDOUT,
+			               "wake: no challenge from the guest within %d ms",
+			               GCS_WAKE_TIMEOUT_MS);
+		ssize_t r = fd_read(fd, p + got, n - got, e);
+		if (r == IO_EOF)
+			return err_set(e, -ECONNRESET,
+			               "wake: the guest closed without a challenge");
+		if (r < 0 && r != IO_AGAIN)
+			return (int)r;
+		if (r > 0)
+			got += (size_t)r;
+	}
+	return 0;
+}
+
 int gcs_client_wake_guest(struct gcs_client *c, struct err *e)
 {
-	int fd = -1;
+	if (!c->session)
+		return err_set(e, -ENOTSUP,
+		               "wake: no ferry session with this guest (no wake port)");
+	long long deadline = mono_ns() + GCS_WAKE_TIMEOUT_MS * 1000000ll;
+	_cleanup_close_ int fd = -1;
 	if (c->addr.kind == VSOCK_KIND_HYBRID) {
 		/* The guest's own listener of a hybrid address is PATH.guest_<port>. */
 		struct sockaddr_un un = {.sun_family = AF_UNIX};
@@ -172,17 +220,22 @@ int gcs_client_wake_guest(struct gcs_client *c, struct err *e)
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (fd < 0)
 			return err_sys(e, -errno, "wake: socket");
-		if (connect(fd, (struct sockaddr *)&un, sizeof(un)) < 0) {
-			int rc = -errno;
-			close(fd);
-			return err_sys(e, rc, "wake: connect %s", un.sun_path);
-		}
+		if (connect(fd, (struct sockaddr *)&un, sizeof(un)) < 0)
+			return err_sys(e, -errno, "wake: connect %s", un.sun_path);
 	} else {
-		fd = vsock_dial_guest(&c->addr, GCS_WAKE_PORT, 200, NULL, e);
+		fd = vsock_dial_guest(&c->addr, GCS_WAKE_PORT, GCS_WAKE_TIMEOUT_MS, NULL, e);
 		if (fd < 0)
 			return err_prefix(e, "wake");
 	}
-	close(fd);
+	uint8_t ch[SESSION_WAKE_LEN], proof[SESSION_WAKE_LEN];
+	int r = read_before(fd, ch, sizeof(ch), deadline, e);
+	if (r < 0)
+		return r;
+	if (session_wake_challenge_check(ch, sizeof(ch), e) < 0)
+		return err_prefix(e, "wake");
+	session_wake_proof(c->secret, ch, proof);
+	if (fd_write_all(fd, proof, sizeof(proof), e) < 0)
+		return err_prefix(e, "wake: proof");
 	return 0;
 }
 
@@ -194,6 +247,12 @@ int gcs_client_adopt(struct gcs_client *c, const struct gcs_client_state *s, str
 		c->next_port = s->next_port;
 	if (s->next_id > (uint64_t)INT64_MAX)
 		return err_set(e, -EINVAL, "adopt: next id out of range");
+	if (s->has_session_secret) {
+		/* the guest holds this secret: its re-dial must prove it */
+		memcpy(c->secret, s->session_secret, sizeof(c->secret));
+		c->has_secret = true;
+		c->session = true;
+	}
 	bridge_client_seed_next_id(c->bc, (int64_t)s->next_id);
 	for (size_t i = 0; i < s->n_containers; i++) {
 		int rc = gcs_client_register_container(c, s->containers[i], e);

@@ -10,6 +10,8 @@
 #include <jansson.h>
 
 #include "bridge/proto.h"
+#include "bridge/session.h"
+#include "common/hex.h"
 #include "common/xalloc.h"
 #include "host/gcs_client.h"
 #include "host/process.h"
@@ -21,6 +23,7 @@ void gcs_client_export_state(struct gcs_client *c, struct gcs_client_state *out)
 	memset(out, 0, sizeof(*out));
 	out->next_port = gcs_client_next_stdio_port(c);
 	out->next_id = gcs_client_next_bridge_id(c);
+	out->has_session_secret = gcs_client_session_secret(c, out->session_secret);
 	size_t cap = 16, count;
 	struct gcs_process **ps = NULL;
 	for (;;) {
@@ -71,33 +74,17 @@ void gcs_client_state_fini(struct gcs_client_state *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static char *hex_encode(const uint8_t *p, size_t n)
-{
-	static const char d[] = "0123456789abcdef";
-	char *s = xmalloc(2 * n + 1);
-	for (size_t i = 0; i < n; i++) {
-		s[2 * i] = d[p[i] >> 4];
-		s[2 * i + 1] = d[p[i] & 15];
-	}
-	s[2 * n] = '\0';
-	return s;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 char *gcs_client_state_to_json(const struct gcs_client_state *s)
 {
 	json_t *root = json_object();
 	json_object_set_new(root, "Version", json_integer(GCS_STATE_VERSION));
 	json_object_set_new(root, "NextPort", json_integer(s->next_port));
 	json_object_set_new(root, "NextId", json_integer((json_int_t)s->next_id));
+	if (s->has_session_secret) {
+		char hex[SESSION_HEX_LEN + 1];
+		session_hex32_encode(s->session_secret, hex);
+		json_object_set_new(root, "SessionSecret", json_string(hex));
+	}
 	json_t *cs = json_array();
 	for (size_t i = 0; i < s->n_containers; i++)
 		json_array_append_new(cs, json_string(s->containers[i]));
@@ -120,7 +107,8 @@ char *gcs_client_state_to_json(const struct gcs_client_state *s)
 				                    json_integer((json_int_t)st->offset));
 			json_object_set_new(so, "Eof", json_boolean(st->eof));
 			if (k == 0) {
-				char *h = hex_encode(st->unacked, st->n_unacked);
+				char *h = xmalloc(2 * st->n_unacked + 1);
+				hex_encode(st->unacked, st->n_unacked, h);
 				json_object_set_new(so, "Unacked", json_string(h));
 				free(h);
 			}
@@ -208,11 +196,9 @@ static int decode_stream(json_t *so, int k, struct gcs_stream_state *st, const c
 	const char *h = json_string_value(un);
 	st->n_unacked = len / 2;
 	st->unacked = xmalloc(st->n_unacked + 1);
-	for (size_t i = 0; i < st->n_unacked; i++) {
-		int a = hexval(h[2 * i]), b = hexval(h[2 * i + 1]);
-		if (a < 0 || b < 0)
-			return err_set(e, -EBADMSG, "%s: Unacked: bad hex digit at %zu", w, 2 * i);
-		st->unacked[i] = (uint8_t)(a << 4 | b);
+	if (hex_decode(h, len, st->unacked, e) < 0) {
+		err_prefix(e, "%s: Unacked", w);
+		return e->code = -EBADMSG;
 	}
 	if (st->offset + st->n_unacked < st->offset || st->offset + st->n_unacked > INT64_MAX)
 		return err_set(e, -EBADMSG, "%s: offset overflow", w);
@@ -261,6 +247,14 @@ static int decode_root(json_t *root, struct gcs_client_state *s, struct err *e)
 		return e->code;
 	if (get_uint(root, "NextId", INT64_MAX, true, &s->next_id, "state", e) < 0)
 		return e->code;
+	json_t *sec = json_object_get(root, "SessionSecret");
+	if (sec) {
+		if (!json_is_string(sec) ||
+		    session_hex32(json_string_value(sec), s->session_secret, e) < 0)
+			return err_set(e, -EBADMSG, "SessionSecret must be %d hex digits",
+			               SESSION_HEX_LEN);
+		s->has_session_secret = true;
+	}
 	json_t *cs = json_object_get(root, "Containers");
 	if (cs && !json_is_array(cs))
 		return err_set(e, -EBADMSG, "Containers must be an array");

@@ -43,6 +43,14 @@ struct gcs_process_mstate {
 struct gcs_client_state {
 	uint32_t next_port;
 	uint64_t next_id;
+	/* The session secret the guest holds (bridge/session.h, docs/bridge.md "Sessions"):
+	 * the destination needs it to check the guest's re-dial (FerrySessionProof), its stdio
+	 * HELLOs and to wake it.  Set when the source established a session with a ferry guest;
+	 * false with a plain hcsshim guest (no proof is then asked, as in hcsshim).  A secret:
+	 * whoever holds the state can impersonate the host to the guest and the guest to a
+	 * host, so the state travels and rests like a key. */
+	uint8_t session_secret[32];
+	bool has_session_secret;
 	char **containers; /* registered for their exit notification (owned) */
 	size_t n_containers;
 	struct gcs_process_mstate *procs; /* processes not yet reported exited (owned) */
@@ -58,7 +66,8 @@ struct gcs_client_state {
 void gcs_client_export_state(struct gcs_client *c, struct gcs_client_state *out);
 /* NULL-safe, idempotent; zeroes *s. */
 void gcs_client_state_fini(struct gcs_client_state *s);
-/* JSON text (malloc'd, NUL-terminated). */
+/* JSON text (malloc'd, NUL-terminated); the session secret is "SessionSecret", 64 hex
+ * digits, present only with has_session_secret. */
 char *gcs_client_state_to_json(const struct gcs_client_state *s);
 /* Decode; every field is checked (types, ranges, ports >= GCS_FIRST_STDIO_PORT, sizes,
  * duplicates, base64).  -EBADMSG with a message naming the path on bad input, *out zeroed. */

@@ -34,6 +34,23 @@ void iorelay_drop_conn(struct iorelay *r)
 	ev_timer_stop(r->loop, &r->ack_timer);
 }
 
+/* ---- candidates: accepted connections that have not proven themselves ---- */
+
+static void cand_close(struct iorelay_cand *c)
+{
+	if (c->fd < 0)
+		return;
+	ev_io_stop(c->r->loop, &c->w);
+	ev_timer_stop(c->r->loop, &c->tmo);
+	close(c->fd);
+	c->fd = -1;
+	c->reading = false;
+	c->n = 0;
+	/* a slot is free again: take the next connection from the backlog */
+	if (c->r->lfd >= 0 && !c->r->done)
+		ev_io_start(c->r->loop, &c->r->accept_w);
+}
+
 static void stop_listen(struct iorelay *r)
 {
 	if (r->lfd >= 0) {
@@ -41,10 +58,8 @@ static void stop_listen(struct iorelay *r)
 		vsock_unlisten(&r->addr, r->port, r->lfd);
 		r->lfd = -1;
 	}
-	if (r->parked_fd >= 0) {
-		close(r->parked_fd);
-		r->parked_fd = -1;
-	}
+	for (int i = 0; i < IORELAY_MAX_CANDIDATES; i++)
+		cand_close(&r->cand[i]);
 }
 
 static void relay_destroy(struct iorelay *r)
@@ -100,7 +115,7 @@ static void conn_on_read(struct stream *s, struct buf *in, void *ud)
 	size_t n = buf_avail(in);
 	iorelay_enter(r);
 	if (r->mode == IORELAY_MODE_RESUME) {
-		iorelay_conn_read_resume(r, s, in);
+		iorelay_conn_read_resume(r, in);
 		iorelay_leave(r);
 		return;
 	}
@@ -362,6 +377,7 @@ static void use_conn(struct iorelay *r, int fd)
 		return;
 	}
 	/* PLAIN: one connection, as the Go host's ioChannel. */
+	r->dialled = true;
 	if (r->resumable)
 		stop_listen(r);
 	if (r->dir == IORELAY_TO_GUEST) {
@@ -375,16 +391,135 @@ static void use_conn(struct iorelay *r, int fd)
 	}
 }
 
-static void take_parked(struct iorelay *r)
+/* One line per refused candidate, rate-limited (impostors can connect in a loop). */
+static void refuse(struct iorelay_cand *c, const char *why)
 {
-	if (r->parked_fd < 0)
-		return;
-	enum iorelay_mode m = r->mode_fn ? r->mode_fn(r, r->ud) : IORELAY_MODE_PLAIN;
-	if (m == IORELAY_MODE_UNKNOWN)
-		return;
+	struct iorelay *r = c->r;
+	log_limited(&r->refused, LOG_LVL_WARN, "stdio port %#x: refused a connection: %s", r->port,
+	            why);
+	cand_close(c);
+}
+
+static enum iorelay_mode ask_mode(struct iorelay *r, struct session_auth *auth)
+{
+	memset(auth, 0, sizeof(*auth));
+	return r->mode_fn ? r->mode_fn(r, auth, r->ud) : IORELAY_MODE_PLAIN;
+}
+
+/* The candidate proved itself (or the mode is plain): it becomes the connection, replacing
+ * the current one (the guest re-dialled: its old connection is dead, whatever we think). */
+static void promote(struct iorelay_cand *c, enum iorelay_mode m, const struct session_auth *a)
+{
+	struct iorelay *r = c->r;
+	uint8_t hello[RESUME_HELLO_LEN];
+	size_t n = c->n;
+	memcpy(hello, c->hello, n);
+	int fd = c->fd;
+	ev_io_stop(r->loop, &c->w);
+	ev_timer_stop(r->loop, &c->tmo);
+	c->fd = -1;
+	c->n = 0;
+	c->reading = false;
 	r->mode = m;
-	int fd = steal_fd(&r->parked_fd);
+	if (a)
+		r->auth = *a;
+	if (m == IORELAY_MODE_PLAIN) {
+		/* hcsshim's one connection: the others go */
+		for (int i = 0; i < IORELAY_MAX_CANDIDATES; i++)
+			cand_close(&r->cand[i]);
+	}
 	use_conn(r, fd);
+	if (m != IORELAY_MODE_RESUME)
+		return;
+	if (r->lfd >= 0 && !r->done)
+		ev_io_start(r->loop, &r->accept_w); /* the slot is free again */
+	if (r->conn && !r->free_pending) {
+		/* the HELLO read while proving: as if the stream had read it */
+		buf_append(stream_input(r->conn), hello, n);
+		iorelay_conn_read_resume(r, stream_input(r->conn));
+	}
+}
+
+static void cand_examine(struct iorelay_cand *c);
+
+static void on_cand_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct iorelay_cand *c = w->data;
+	struct iorelay *r = c->r;
+	struct err e;
+	(void)loop;
+	(void)revents;
+	ssize_t n = fd_read(c->fd, c->hello + c->n, sizeof(c->hello) - c->n, &e);
+	if (n == IO_AGAIN)
+		return;
+	iorelay_enter(r);
+	if (n <= 0) {
+		log_debug("stdio port %#x: candidate closed before its hello", r->port);
+		cand_close(c);
+	} else {
+		c->n += (size_t)n;
+		struct resume_hello h;
+		int d = resume_hello_decode(c->hello, c->n, &h, &e);
+		if (d < 0) {
+			refuse(c, e.msg);
+		} else if (d > 0) {
+			struct session_auth a;
+			if (ask_mode(r, &a) != IORELAY_MODE_RESUME)
+				refuse(c, "the session changed");
+			else if (resume_stream_hello_check(&r->end, &h, r->port, &a, &e) < 0)
+				refuse(c, e.msg);
+			else
+				promote(c, IORELAY_MODE_RESUME, &a);
+		}
+	}
+	iorelay_leave(r);
+}
+
+static void on_cand_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct iorelay_cand *c = w->data;
+	(void)loop;
+	(void)revents;
+	iorelay_enter(c->r);
+	refuse(c, "no hello in time");
+	iorelay_leave(c->r);
+}
+
+/* Decide about a candidate once the mode is known: plain takes it, resume reads its HELLO. */
+static void cand_examine(struct iorelay_cand *c)
+{
+	struct iorelay *r = c->r;
+	if (c->fd < 0 || c->reading)
+		return;
+	struct session_auth a;
+	enum iorelay_mode m = ask_mode(r, &a);
+	if (m == IORELAY_MODE_UNKNOWN)
+		return; /* parked until iorelay_mode_changed */
+	if (m == IORELAY_MODE_PLAIN) {
+		promote(c, m, NULL);
+		return;
+	}
+	c->reading = true;
+	ev_io_init(&c->w, on_cand_read, c->fd, EV_READ);
+	c->w.data = c;
+	ev_io_start(r->loop, &c->w);
+	ev_timer_init(&c->tmo, on_cand_timeout, IORELAY_HELLO_TIMEOUT_MS / 1000.0, 0.);
+	c->tmo.data = c;
+	ev_timer_start(r->loop, &c->tmo);
+}
+
+static void examine_all(struct iorelay *r)
+{
+	for (int i = 0; i < IORELAY_MAX_CANDIDATES && !r->free_pending && !r->done; i++)
+		cand_examine(&r->cand[i]);
+}
+
+static struct iorelay_cand *free_cand(struct iorelay *r)
+{
+	for (int i = 0; i < IORELAY_MAX_CANDIDATES; i++)
+		if (r->cand[i].fd < 0)
+			return &r->cand[i];
+	return NULL;
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
@@ -393,9 +528,19 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	struct err e;
 	(void)loop;
 	(void)revents;
-	int fd = vsock_accept(r->lfd, &e);
+	struct iorelay_cand *slot = r->resumable ? free_cand(r) : NULL;
+	if (r->resumable && !slot) {
+		/* every slot holds a candidate: the next ones wait in the backlog */
+		ev_io_stop(r->loop, &r->accept_w);
+		return;
+	}
+	int fd = vsock_accept_peer(&r->addr, r->lfd, &e);
 	if (fd == IO_AGAIN)
 		return;
+	if (fd == -EACCES) {
+		log_limited(&r->refused, LOG_LVL_WARN, "stdio port %#x: %s", r->port, e.msg);
+		return;
+	}
 	iorelay_enter(r);
 	if (!r->resumable) {
 		ev_io_stop(r->loop, &r->accept_w);
@@ -418,12 +563,10 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	if (r->resumable) {
-		/* A re-dial replaces whatever connection we had. */
-		iorelay_drop_conn(r);
-		if (r->parked_fd >= 0)
-			close(r->parked_fd);
-		r->parked_fd = fd;
-		take_parked(r);
+		slot->fd = fd;
+		slot->n = 0;
+		slot->reading = false;
+		cand_examine(slot);
 	} else {
 		r->mode = IORELAY_MODE_PLAIN;
 		use_conn(r, fd);
@@ -456,12 +599,19 @@ struct iorelay *iorelay_new_resume(struct ev_loop *loop, const struct vsock_addr
 	r->dir = dir;
 	r->lfd = -1;
 	r->local_fd = -1;
-	r->parked_fd = -1;
+	for (int i = 0; i < IORELAY_MAX_CANDIDATES; i++) {
+		r->cand[i].r = r;
+		r->cand[i].fd = -1;
+	}
 	r->mode = IORELAY_MODE_PLAIN;
 	if (ops)
 		r->ops = *ops;
 	r->ud = ud;
 	buf_init(&r->early);
+	if (dir == IORELAY_TO_GUEST)
+		r->end.tx = &r->tx;
+	else
+		r->end.rx = &r->rx;
 	ev_timer_init(&r->ack_timer, iorelay_on_ack_timer, 0., 0.);
 	r->ack_timer.data = r;
 	if (rc) {
@@ -562,7 +712,7 @@ int iorelay_close_write(struct iorelay *r, struct err *e)
 void iorelay_mode_changed(struct iorelay *r)
 {
 	iorelay_enter(r);
-	take_parked(r);
+	examine_all(r);
 	iorelay_leave(r);
 }
 
@@ -579,6 +729,11 @@ int iorelay_relisten(struct iorelay *r, struct err *e)
 		return 0;
 	r->cut = false;
 	return start_listen(r, e);
+}
+
+bool iorelay_dialled(const struct iorelay *r)
+{
+	return r->dialled || r->done;
 }
 
 uint32_t iorelay_port(const struct iorelay *r)
@@ -610,15 +765,22 @@ bool iorelay_attached(const struct iorelay *r)
 	return r->mode != IORELAY_MODE_RESUME || r->rc.state == RESUME_CONN_STREAM;
 }
 
+static int count_cand(const struct iorelay *r)
+{
+	int n = 0;
+	for (int i = 0; i < IORELAY_MAX_CANDIDATES; i++)
+		n += r->cand[i].fd >= 0;
+	return n;
+}
+
 int iorelay_describe(const struct iorelay *r, char *out, size_t n)
 {
-	return snprintf(out, n,
-	                "port=%#x dir=%s mode=%d listening=%d parked=%d conn=%d rc=%d held=%d "
-	                "done=%d fin=%d eof=%d delivered=%llu tx=%llu/%llu/%llu eof=%d",
-	                r->port, r->dir == IORELAY_TO_GUEST ? "in" : "out", (int)r->mode,
-	                r->lfd >= 0, r->parked_fd >= 0, r->conn != NULL, (int)r->rc.state, r->held,
-	                r->done, r->finish_requested, r->rx.eof,
-	                (unsigned long long)r->rx.delivered, (unsigned long long)r->tx.acked,
-	                (unsigned long long)r->tx.sent, (unsigned long long)r->tx.produced,
-	                r->tx.eof);
+	return snprintf(
+	    out, n,
+	    "port=%#x dir=%s mode=%d listening=%d candidates=%d conn=%d rc=%d held=%d "
+	    "done=%d fin=%d eof=%d delivered=%llu tx=%llu/%llu/%llu eof=%d",
+	    r->port, r->dir == IORELAY_TO_GUEST ? "in" : "out", (int)r->mode, r->lfd >= 0,
+	    count_cand(r), r->conn != NULL, (int)r->rc.state, r->held, r->done, r->finish_requested,
+	    r->rx.eof, (unsigned long long)r->rx.delivered, (unsigned long long)r->tx.acked,
+	    (unsigned long long)r->tx.sent, (unsigned long long)r->tx.produced, r->tx.eof);
 }

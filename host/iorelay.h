@@ -21,6 +21,11 @@ struct iorelay;
 struct vsock_addr;
 
 #define IORELAY_HIGH_WATER (256u * 1024u)
+/* Connections waiting to prove themselves on one stdio port at once (the guest has one per
+ * stream; a few more let a re-dial through while impostors are being refused). */
+#define IORELAY_MAX_CANDIDATES 4
+/* A candidate's HELLO must be complete within this: the guest sends it with its connect. */
+#define IORELAY_HELLO_TIMEOUT_MS 1000
 
 enum iorelay_dir { IORELAY_TO_GUEST, IORELAY_FROM_GUEST };
 
@@ -40,10 +45,16 @@ struct iorelay *iorelay_new(struct ev_loop *loop, const struct vsock_addr *addr,
                             enum iorelay_dir dir, int local_fd, const struct iorelay_ops *ops,
                             void *ud, struct err *e);
 /* Resume-capable relay (docs/stdio-resume.md §2).  The listener stays open for the whole
- * life of the relay: every accepted connection replaces the previous one (a re-dial).
- * Before reading a connection the relay asks ops->mode; while it answers
- * IORELAY_MODE_UNKNOWN (bridge not renegotiated yet) the connection is parked until
- * iorelay_mode_changed.  In IORELAY_MODE_RESUME every connection starts with HELLO/READY:
+ * life of the relay, for the guest's re-dials; but whoever connects is an adversary until it
+ * proves otherwise (docs/stdio-resume.md §5).  Unix peers of another user and vsock peers of
+ * another CID are refused at accept.  An accepted connection is a *candidate* (at most
+ * IORELAY_MAX_CANDIDATES at once, the others wait in the backlog): before reading it the relay
+ * asks ops->mode, and while that answers IORELAY_MODE_UNKNOWN (bridge not renegotiated yet)
+ * the candidate is parked until iorelay_mode_changed.  In IORELAY_MODE_RESUME a candidate must
+ * send, within IORELAY_HELLO_TIMEOUT_MS, a HELLO for this port and direction with the session's
+ * proof and a new dial number (resume_stream_hello_check); only then does it replace the
+ * current connection.  Any other candidate is closed with one (rate-limited) log line and the
+ * stream never notices.  In IORELAY_MODE_RESUME every connection starts with HELLO/READY:
  *   FROM_GUEST: `offset` = bytes already delivered to the sink (counted from stream start);
  *     READY is held while !offset_known (iorelay_set_offset supplies it); ACKs are sent at
  *     least every 64 KiB or 5 ms of delivered bytes; on EOF the final offset is acked and
@@ -54,8 +65,11 @@ struct iorelay *iorelay_new(struct ev_loop *loop, const struct vsock_addr *addr,
  *     relay reads on until the final ACK (then done).
  * In IORELAY_MODE_PLAIN it behaves as iorelay_new (one stream, hcsshim fallback). */
 enum iorelay_mode { IORELAY_MODE_UNKNOWN = -1, IORELAY_MODE_PLAIN = 0, IORELAY_MODE_RESUME = 1 };
+struct session_auth; /* bridge/session.h */
 struct iorelay_resume_config {
-	enum iorelay_mode (*mode)(struct iorelay *r, void *ud);
+	/* The mode of the current negotiation; for IORELAY_MODE_RESUME also its session (*auth:
+	 * on when HELLOs must carry the session's proof). */
+	enum iorelay_mode (*mode)(struct iorelay *r, struct session_auth *auth, void *ud);
 	uint64_t offset;
 	bool offset_known;
 	const uint8_t *unacked; /* TO_GUEST */
@@ -106,6 +120,9 @@ int iorelay_write(struct iorelay *r, const void *data, size_t n, struct err *e);
 int iorelay_close_write(struct iorelay *r, struct err *e);
 
 uint32_t iorelay_port(const struct iorelay *r);
+/* The guest has connected to this stream at least once (in resume mode: with a HELLO for
+ * it), or the stream is done. */
+bool iorelay_dialled(const struct iorelay *r);
 bool iorelay_connected(const struct iorelay *r);
 bool iorelay_done(const struct iorelay *r);
 /* Bytes moved across the guest connection so far. */

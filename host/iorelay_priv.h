@@ -13,11 +13,24 @@
 #include <ev.h>
 
 #include "bridge/resume.h"
+#include "bridge/session.h"
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "common/stream.h"
 #include "common/vsock.h"
 #include "host/iorelay.h"
+
+/* A connection accepted on a resumable relay's port, not yet proven (host/iorelay.h). */
+struct iorelay_cand {
+	struct iorelay *r;
+	int fd;       /* -1: free slot */
+	bool reading; /* mode known (RESUME): reading the HELLO */
+	ev_io w;      /* readable */
+	ev_timer tmo; /* IORELAY_HELLO_TIMEOUT_MS */
+	uint8_t hello[RESUME_HELLO_LEN];
+	size_t n;
+};
 
 struct iorelay {
 	struct ev_loop *loop;
@@ -37,18 +50,23 @@ struct iorelay {
 	bool local_failed; /* the sink failed: discard further output */
 	struct err local_err;
 	bool done;
+	bool dialled;   /* the guest connected (resume: and its HELLO was taken) at least once */
 	unsigned depth; /* nesting of our callbacks, for deferred free */
 	bool free_pending;
 	uint64_t bytes;
 
 	/* resume support */
 	bool resumable; /* created by iorelay_new_resume */
-	enum iorelay_mode (*mode_fn)(struct iorelay *r, void *ud);
-	enum iorelay_mode mode; /* of the current connection */
-	int parked_fd;          /* accepted, mode not known yet */
-	bool cut;               /* iorelay_cut: not listening */
+	enum iorelay_mode (*mode_fn)(struct iorelay *r, struct session_auth *auth, void *ud);
+	enum iorelay_mode mode;   /* of the current connection */
+	struct session_auth auth; /* ... and its session (RESUME) */
+	struct iorelay_cand cand[IORELAY_MAX_CANDIDATES];
+	struct log_limit refused; /* refused candidates (impostors) */
+	bool cut;                 /* iorelay_cut: not listening */
 	struct resume_conn rc;
 	struct resume_receiver rx; /* FROM_GUEST: rx.delivered = accepted by the sink */
+	struct resume_stream end;  /* the rules for rc's events (&rx or &tx) */
+	struct log_limit warn;     /* this stream's protocol warnings */
 	bool offset_known;
 	bool held;                 /* HELLO received, READY waits for the offset */
 	struct resume_hello hello; /* the held HELLO */
@@ -95,6 +113,6 @@ void iorelay_pull_early(struct iorelay *r);
 void iorelay_pump(struct iorelay *r);
 /* Input of a resumed connection: HELLO (answered, or held while the offset is unknown),
  * ACKs and data. */
-void iorelay_conn_read_resume(struct iorelay *r, struct stream *s, struct buf *in);
+void iorelay_conn_read_resume(struct iorelay *r, struct buf *in);
 
 #endif

@@ -106,24 +106,27 @@ static void deliver(struct iorelay *r, const uint8_t *p, size_t n)
 	}
 }
 
-static int answer_output(struct iorelay *r, struct err *e)
+/* The rules of both ends (bridge/resume.h): the receiver has what the sink accepted plus what
+ * the local stream still queues (bytes below that are dropped, never delivered twice). */
+static struct resume_stream *end_of(struct iorelay *r)
 {
-	uint64_t have = handed(r);
-	struct resume_ready rd = {.version = RESUME_VERSION, .offset = have};
-	if (have < r->hello.offset) {
-		/* The guest dropped bytes this host never delivered: cannot happen with the
-		 * invariants; log and continue from its floor. */
-		log_warn("stdio port %u: gap %llu..%llu", r->port, (unsigned long long)have,
-		         (unsigned long long)r->hello.offset);
-		rd.status = RESUME_STATUS_GAP;
-		r->rx.gap_bytes += r->hello.offset - have;
-		resume_receiver_deliver(&r->rx, (size_t)(r->hello.offset - have),
-		                        (uint64_t)mono_ns());
-	}
+	r->end.pending = r->dir == IORELAY_FROM_GUEST ? handed(r) - r->rx.delivered : 0;
+	return &r->end;
+}
+
+/* Answer the HELLO in r->hello with READY.  0, or a negative errno when the connection is to
+ * be dropped (the HELLO is not for this stream). */
+static int answer_hello(struct iorelay *r, struct err *e)
+{
+	struct resume_ready rd;
 	uint8_t m[RESUME_READY_LEN];
+	int rc = resume_stream_hello(end_of(r), &r->hello, r->port, &r->auth, &rd, e);
+	if (rc == -ERANGE)
+		log_warn("stdio port %#x: %s", r->port, e->msg);
+	else if (rc < 0)
+		return rc;
 	if (resume_conn_answer(&r->rc, &rd, m, e) < 0)
 		return e->code;
-	r->rx.acked = r->rx.delivered; /* READY implies it */
 	r->held = false;
 	stream_write(r->conn, m, sizeof(m), e);
 	return 0;
@@ -169,18 +172,18 @@ void iorelay_pump(struct iorelay *r)
 
 /* ---- a resumed connection ---- */
 
-void iorelay_conn_read_resume(struct iorelay *r, struct stream *s, struct buf *in)
+void iorelay_conn_read_resume(struct iorelay *r, struct buf *in)
 {
 	const uint8_t *p = buf_head(in);
 	size_t n = buf_avail(in);
 	size_t off = 0;
 	while (off < n || r->rc.staged) {
 		struct resume_event ev;
-		size_t used = 0;
+		size_t used = 0, skip = 0;
 		struct err e;
 		int rc = resume_conn_feed(&r->rc, p + off, n - off, &used, &ev, &e);
 		if (rc < 0) {
-			log_warn("stdio port %u: %s", r->port, e.msg);
+			log_limited(&r->warn, LOG_LVL_WARN, "stdio port %#x: %s", r->port, e.msg);
 			buf_consume(in, n);
 			iorelay_drop_conn(r);
 			return;
@@ -188,53 +191,41 @@ void iorelay_conn_read_resume(struct iorelay *r, struct stream *s, struct buf *i
 		off += used;
 		if (rc == 0)
 			break;
-		switch (ev.type) {
-		case RESUME_EV_HELLO:
+		if (ev.type == RESUME_EV_HELLO) {
 			r->hello = ev.hello;
-			if (r->dir == IORELAY_TO_GUEST) {
-				struct resume_ready rd;
-				uint8_t m[RESUME_READY_LEN];
-				if (resume_sender_answer(&r->tx, &ev.hello, &rd, &e) < 0)
-					log_warn("stdio port %u: %s", r->port, e.msg);
-				resume_conn_answer(&r->rc, &rd, m, &e);
-				stream_write(s, m, sizeof(m), &e);
-				iorelay_pump(r);
-			} else if (r->offset_known) {
-				if (answer_output(r, &e) < 0) {
-					buf_consume(in, n);
-					iorelay_drop_conn(r);
-					return;
-				}
-			} else {
+			r->dialled = true;
+			resume_stream_new_conn(&r->end);
+			if (r->dir == IORELAY_FROM_GUEST && !r->offset_known) {
 				r->held = true; /* READY when the offset arrives */
+			} else if (answer_hello(r, &e) < 0) {
+				log_limited(&r->warn, LOG_LVL_WARN, "stdio port %#x: %s", r->port,
+				            e.msg);
+				buf_consume(in, n);
+				iorelay_drop_conn(r);
+				return;
+			} else if (r->dir == IORELAY_TO_GUEST) {
+				iorelay_pump(r);
 			}
-			break;
-		case RESUME_EV_ACK:
-			if (resume_sender_ack(&r->tx, ev.ack, &e) < 0) {
-				log_warn("stdio port %u: %s", r->port, e.msg);
+		} else {
+			rc = resume_stream_event(end_of(r), &ev, &skip, &e);
+			if (rc < 0 && rc != -ERANGE) {
+				log_limited(&r->warn, LOG_LVL_WARN,
+				            "stdio port %#x: %s: closing the connection", r->port,
+				            e.msg);
 				buf_consume(in, n);
 				iorelay_drop_conn(r);
 				return;
 			}
-			/* Done only when the guest closes after its final ACK: an ACK of
-			 * everything may have been sent before it saw our half-close. */
-			iorelay_pump(r);
-			break;
-		case RESUME_EV_DATA: {
-			uint64_t h = handed(r);
-			size_t skip = 0;
-			if (h > ev.data.offset)
-				skip = h - ev.data.offset < ev.data.len
-				           ? (size_t)(h - ev.data.offset)
-				           : ev.data.len;
-			if (ev.data.len > skip)
+			if (rc == -ERANGE)
+				log_limited(&r->warn, LOG_LVL_WARN, "stdio port %#x: %s", r->port,
+				            e.msg);
+			if (ev.type == RESUME_EV_ACK) {
+				/* Done only when the guest closes after its final ACK: an ACK of
+				 * everything may have been sent before it saw our half-close. */
+				iorelay_pump(r);
+			} else if (ev.type == RESUME_EV_DATA && ev.data.len > skip) {
 				deliver(r, ev.data.p + skip, ev.data.len - skip);
-			if (r->free_pending || !r->conn)
-				return;
-			break;
-		}
-		case RESUME_EV_READY:
-			break;
+			}
 		}
 		if (r->free_pending || !r->conn)
 			return;
@@ -270,11 +261,11 @@ int iorelay_set_offset(struct iorelay *r, uint64_t offset, struct err *e)
 	r->offset_known = true;
 	if (r->held && r->conn) {
 		iorelay_enter(r);
-		if (answer_output(r, e) < 0)
+		if (answer_hello(r, e) < 0)
 			iorelay_drop_conn(r);
 		else
 			/* bytes that arrived with the HELLO were kept in the conn's input */
-			iorelay_conn_read_resume(r, r->conn, stream_input(r->conn));
+			iorelay_conn_read_resume(r, stream_input(r->conn));
 		iorelay_leave(r);
 	}
 	return 0;

@@ -52,13 +52,15 @@ struct gcs_process {
 	uint32_t exit_code;
 	struct gcs_result exit_res;
 	struct pcall *calls;
-	bool adopted; /* opened with gcs_process_open */
+	bool adopted;      /* opened with gcs_process_open */
+	ev_timer dial_tmo; /* after ExecuteProcess: every stdio port must have been dialled */
 	unsigned depth;
 	bool free_pending;
 };
 
 static void process_destroy(struct gcs_process *p)
 {
+	ev_timer_stop(gcs_client_loop(p->c), &p->dial_tmo);
 	if (p->exec_pending)
 		gcs_client_cancel(p->c, p->exec_id);
 	if (p->wait_pending)
@@ -226,9 +228,46 @@ static void on_exec(struct gcs_client *c, const struct gcs_result *r, const void
 		}
 	} else {
 		p->started = true;
+		ev_timer_set(&p->dial_tmo, gcs_client_stdio_dial_timeout_ms(p->c) / 1000.0, 0.);
+		ev_timer_start(gcs_client_loop(p->c), &p->dial_tmo);
 	}
 	if (p->ops.on_started)
 		p->ops.on_started(p, &rr, p->ud);
+	leave(p);
+}
+
+/* The guest answered ExecuteProcess (it dials every stdio port before answering) and some port
+ * still has not been dialled: fail the process, naming it and the port, instead of waiting for
+ * the stream for ever. */
+static void on_dial_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct gcs_process *p = w->data;
+	(void)loop;
+	(void)revents;
+	static const char *const names[3] = {"stdin", "stdout", "stderr"};
+	int missing = -1;
+	for (int i = 0; i < 3 && missing < 0; i++)
+		if (p->relay[i] && !iorelay_dialled(p->relay[i]))
+			missing = i;
+	if (missing < 0 || p->exit_reported)
+		return;
+	enter(p);
+	if (p->wait_pending) {
+		gcs_client_cancel(p->c, p->wait_id);
+		p->wait_pending = false;
+	}
+	memset(&p->exit_res, 0, sizeof(p->exit_res));
+	p->exit_res.status = err_set(&p->exit_res.err, -ETIMEDOUT,
+	                             "process pid=%u: the guest did not connect its %s (stdio port "
+	                             "%#x) within %d ms of starting it",
+	                             p->pid, names[missing], p->port[missing],
+	                             gcs_client_stdio_dial_timeout_ms(p->c));
+	p->have_exit = true;
+	for (int i = 0; i < 3; i++) {
+		iorelay_free(p->relay[i]);
+		p->relay[i] = NULL;
+	}
+	maybe_report_exit(p);
 	leave(p);
 }
 
@@ -255,13 +294,16 @@ static void relay_done(struct iorelay *r, int status, const struct err *e, void 
 	leave(p);
 }
 
-static enum iorelay_mode relay_mode(struct iorelay *r, void *ud)
+static enum iorelay_mode relay_mode(struct iorelay *r, struct session_auth *auth, void *ud)
 {
 	struct gcs_process *p = ud;
 	(void)r;
 	if (!gcs_client_is_ready(p->c))
 		return IORELAY_MODE_UNKNOWN;
-	return gcs_client_stdio_resume(p->c) ? IORELAY_MODE_RESUME : IORELAY_MODE_PLAIN;
+	if (!gcs_client_stdio_resume(p->c))
+		return IORELAY_MODE_PLAIN;
+	gcs_client_stdio_auth(p->c, auth);
+	return IORELAY_MODE_RESUME;
 }
 
 /* ---- client hooks ---- */
@@ -355,6 +397,8 @@ static struct gcs_process *process_new(struct gcs_client *c, const char *cid,
 	p->link.on_negotiated = on_negotiated;
 	p->link.on_cut = on_cut;
 	p->link.on_relisten = on_relisten;
+	ev_timer_init(&p->dial_tmo, on_dial_timeout, 0., 0.);
+	p->dial_tmo.data = p;
 	gcs_client_link_add(c, &p->link);
 	return p;
 }

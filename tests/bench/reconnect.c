@@ -1,11 +1,16 @@
-/* Figures for issue 4: how fast a host takes a guest back after every connection was lost.
- * One real ferry-gcs (hybrid vsock over unix sockets) runs N idle UVM processes (`cat`, stdin
- * and stdout over the resume handshake).  Each run cuts every connection of the host client
- * (gcs_client_cut), listens again on the same ports (gcs_client_relisten) and wakes the guest
- * (gcs_client_wake_guest); measured from the wake: the bridge renegotiated (on_reconnect) and
- * every stdio stream re-attached (READY sent on all 2N streams).  N = 1, 10, 100; median of 5
- * runs, printed next to hcsshim's fixed 100 ms re-dial interval (goal: <= 10 ms for 1 process,
- * <= 100 ms for 100).  Run from the source tree root (BUILD selects the build dir). */
+/* Figures for issues 4 and 7: how fast a host takes a guest back after every connection was
+ * lost, and what the session (issue 7: the bridge proof, the HELLO proofs, the wake challenge)
+ * costs.  Two real ferry-gcs agents (hybrid vsock over unix sockets) run N idle UVM processes
+ * each (`cat`, stdin and stdout over the resume handshake); one host client has a session, the
+ * other is configured without (no_session_auth: no proofs at all).  Each run cuts every
+ * connection of a client (gcs_client_cut) and listens again on the same ports
+ * (gcs_client_relisten); the guest sees its connections close and re-dials.  Measured from the
+ * relisten: the bridge renegotiated (on_reconnect) and every stdio stream re-attached (READY
+ * sent on all 2N streams).  The runs of the two clients alternate, so the ratio compares like
+ * with like (goal: the session costs at most 10%).  A third row per N is the session's full
+ * path as a migration destination takes it, with the authenticated wake (challenge and proof),
+ * measured from the wake.  N = 1, 10, 100; median of RUNS runs; hcsshim re-dials every 100 ms.
+ * Run from the source tree root (BUILD selects the build dir). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,21 +26,24 @@
 #include "common/xalloc.h"
 #include "host/gcs_client.h"
 #include "host/process.h"
-#include "tests/lib/stats.h"
 #include "tests/lib/hostenv.h"
+#include "tests/lib/stats.h"
 
-#define RUNS       5
+#define RUNS       9
 #define MAX_PROCS  100
 #define HCSSHIM_MS 100.0
 
-struct bench {
+struct variant {
+	const char *name;
+	bool auth;
 	struct hostenv h; /* loop, tmp dir, client, the agent */
 	bool reconnected;
+	long long t_reneg, t_all;
+	bool all_back;
 	struct gcs_process *p[MAX_PROCS];
 	int np, started;
+	ev_prepare chk;
 };
-
-static struct bench B;
 
 static void die(const char *what, const struct err *e)
 {
@@ -43,23 +51,14 @@ static void die(const char *what, const struct err *e)
 	exit(1);
 }
 
-static void run_until(const bool *flag, double timeout_s, const char *what)
-{
-	if (!hostenv_run_until(B.h.loop, flag, timeout_s) && strcmp(what, "-") != 0) {
-		fprintf(stderr, "bench reconnect: timeout waiting for %s\n", what);
-		exit(1);
-	}
-}
-
-static long long t_reneg;
 static void on_reconnect(struct gcs_client *c, int status, const struct err *e, void *ud)
 {
+	struct variant *v = ud;
 	(void)c;
-	(void)ud;
 	if (status < 0)
 		die("reconnect", e);
-	t_reneg = mono_ns();
-	B.reconnected = true;
+	v->t_reneg = mono_ns();
+	v->reconnected = true;
 }
 
 static void on_close(struct gcs_client *c, const struct err *why, void *ud)
@@ -71,11 +70,11 @@ static void on_close(struct gcs_client *c, const struct err *why, void *ud)
 
 static void p_started(struct gcs_process *p, const struct gcs_result *r, void *ud)
 {
+	struct variant *v = ud;
 	(void)p;
-	(void)ud;
 	if (r->status < 0)
 		die("exec", &r->err);
-	B.started++;
+	v->started++;
 }
 
 static const struct gcs_process_ops pops = {.on_started = p_started};
@@ -83,31 +82,49 @@ static const struct gcs_process_ops pops = {.on_started = p_started};
 /* ev_prepare: after the callbacks of every loop iteration (just before the loop blocks), are
  * all streams back?  Not ev_check: check watchers run right after the poll, before that
  * iteration's I/O callbacks, so a check would only see the streams re-attached on the next
- * wake-up of the loop (which was the 50 ms exit probe's answer). */
-static bool all_back;
-static long long t_all;
+ * wake-up of the loop. */
 static void on_check(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-	(void)loop;
-	(void)w;
+	struct variant *v = w->data;
 	(void)revents;
-	if (all_back || !B.reconnected)
+	if (v->all_back || !v->reconnected)
 		return;
-	for (int i = 0; i < B.np; i++) {
-		if (!gcs_process_stdio_attached(B.p[i])) {
+	for (int i = 0; i < v->np; i++) {
+		if (!gcs_process_stdio_attached(v->p[i])) {
 			if (getenv("BENCH_DEBUG")) {
 				char d[1024];
-				gcs_process_describe(B.p[i], d, sizeof(d));
-				fprintf(stderr, "%lld not attached: %s\n", mono_ns() / 1000000, d);
+				gcs_process_describe(v->p[i], d, sizeof(d));
+				fprintf(stderr, "%s: %lld not attached: %s\n", v->name,
+				        mono_ns() / 1000000, d);
 			}
 			return;
 		}
 	}
-	t_all = mono_ns();
-	all_back = true;
+	v->t_all = mono_ns();
+	v->all_back = true;
+	ev_break(loop, EVBREAK_ONE); /* do not block for the next event: the run is over */
 }
 
-static void start_procs(int n)
+static void start_env(struct variant *v)
+{
+	struct err e;
+	struct gcs_client_ops ops = {.on_close = on_close, .on_reconnect = on_reconnect};
+	struct hostenv_config hc = {.prefix = "ferry-brc",
+	                            .gcs_log_level =
+	                                getenv("BENCH_GCS_LOG") ? getenv("BENCH_GCS_LOG") : "error",
+	                            .ops = &ops,
+	                            .ud = v,
+	                            .no_session_auth = !v->auth};
+	if (hostenv_start(&v->h, &hc, &e) < 0)
+		die("setup", &e);
+	if (!gcs_client_stdio_resume(v->h.c))
+		die("FerryStdioResume not negotiated", NULL);
+	ev_prepare_init(&v->chk, on_check);
+	v->chk.data = v;
+	ev_prepare_start(v->h.loop, &v->chk);
+}
+
+static void start_procs(struct variant *v, int n)
 {
 	struct err e;
 	const char *const argv[] = {"/bin/cat", NULL};
@@ -117,85 +134,87 @@ static void start_procs(int n)
 	                                          .stdin_fd = -1,
 	                                          .stdout_fd = -1,
 	                                          .stderr_fd = -1}};
-	while (B.np < n) {
-		B.p[B.np] = gcs_process_start(B.h.c, &pc, &pops, NULL, &e);
-		if (!B.p[B.np])
+	while (v->np < n) {
+		v->p[v->np] = gcs_process_start(v->h.c, &pc, &pops, v, &e);
+		if (!v->p[v->np])
 			die("start", &e);
-		B.np++;
+		v->np++;
 	}
-	while (B.started < n)
-		ev_run(B.h.loop, EVRUN_ONCE);
-	/* every stream attached before we measure */
-	for (int i = 0; i < B.np; i++) {
-		bool up = false;
-		while (!gcs_process_stdio_attached(B.p[i])) {
-			run_until(&up, 0.001, "-");
-		}
+	while (v->started < n)
+		ev_run(v->h.loop, EVRUN_ONCE);
+	for (int i = 0; i < v->np; i++) {
+		bool never = false;
+		while (!gcs_process_stdio_attached(v->p[i]))
+			hostenv_run_until(v->h.loop, &never, 0.001);
 	}
 }
 
-static void one_run(double *reneg_ms, double *all_ms)
+/* One cut and take-back; with `wake`, measured from the wake (the destination's path). */
+static void one_run(struct variant *v, bool wake, double *reneg_ms, double *all_ms, double *wake_ms)
 {
 	struct err e;
-	if (gcs_client_cut(B.h.c, &e) < 0 || gcs_client_relisten(B.h.c, &e) < 0)
+	if (gcs_client_cut(v->h.c, &e) < 0 || gcs_client_relisten(v->h.c, &e) < 0)
 		die("cut/relisten", &e);
-	B.reconnected = false;
-	all_back = false;
+	v->reconnected = v->all_back = false;
 	long long t0 = mono_ns();
-	if (gcs_client_wake_guest(B.h.c, &e) < 0)
-		die("wake", &e);
-	run_until(&all_back, 10.0, "all streams");
-	*reneg_ms = (double)(t_reneg - t0) / 1e6;
-	*all_ms = (double)(t_all - t0) / 1e6;
+	if (wake) {
+		if (gcs_client_wake_guest(v->h.c, &e) < 0)
+			die("wake", &e);
+		*wake_ms = (double)(mono_ns() - t0) / 1e6;
+	}
+	if (!hostenv_run_until(v->h.loop, &v->all_back, 10.0))
+		die("timeout waiting for every stream", NULL);
+	*reneg_ms = (double)(v->t_reneg - t0) / 1e6;
+	*all_ms = (double)(v->t_all - t0) / 1e6;
+	if (getenv("BENCH_DEBUG"))
+		fprintf(stderr, "%s%s: reneg %.2f ms, all %.2f ms (total %.1f ms)\n", v->name,
+		        wake ? " + wake" : "", *reneg_ms, *all_ms, (double)(mono_ns() - t0) / 1e6);
 }
 
 int main(void)
 {
-	struct err e;
 	signal(SIGPIPE, SIG_IGN);
 	/* the cuts are deliberate: their warnings are noise here unless debugging */
 	log_set_level(getenv("BENCH_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
-	struct gcs_client_ops ops = {.on_close = on_close, .on_reconnect = on_reconnect};
-	struct hostenv_config hc = {.prefix = "ferry-brc",
-	                            .gcs_log_level =
-	                                getenv("BENCH_GCS_LOG") ? getenv("BENCH_GCS_LOG") : "error",
-	                            .ops = &ops};
-	if (hostenv_start(&B.h, &hc, &e) < 0)
-		die("setup", &e);
-	if (!gcs_client_stdio_resume(B.h.c))
-		die("FerryStdioResume not negotiated", NULL);
-	ev_prepare chk;
-	ev_prepare_init(&chk, on_check);
-	ev_prepare_start(B.h.loop, &chk);
+	static struct variant plain = {.name = "no session", .auth = false};
+	static struct variant auth = {.name = "session", .auth = true};
+	start_env(&plain);
+	start_env(&auth);
 
-	printf("reconnect after a cut + wake (hybrid vsock, ferry-gcs, idle `cat` processes with "
-	       "stdin+stdout, median of %d)\n",
+	printf("reconnect after every connection was cut (hybrid vsock, ferry-gcs, idle `cat` "
+	       "processes with stdin+stdout, median of %d alternating runs)\n",
 	       RUNS);
-	printf("%-10s %-8s %18s %22s %16s %8s\n", "processes", "streams", "bridge renegotiated",
-	       "all stdio re-attached", "hcsshim re-dial", "goal");
+	printf("%-9s %-7s %-34s %-34s %s\n", "", "", "bridge renegotiated (ms)",
+	       "all stdio re-attached (ms)", "");
+	printf("%-9s %-7s %10s %10s %7s   %10s %10s %7s   %s\n", "processes", "streams",
+	       "no session", "session", "ratio", "no session", "session", "ratio", "goal");
 	static const int ns[] = {1, 10, 100};
 	for (size_t k = 0; k < sizeof(ns) / sizeof(ns[0]); k++) {
-		long long ts = mono_ns();
-		start_procs(ns[k]);
-		if (getenv("BENCH_DEBUG"))
-			fprintf(stderr, "start %d: %.1f s\n", ns[k],
-			        (double)(mono_ns() - ts) / 1e9);
-		double rn[RUNS], al[RUNS];
-		ts = mono_ns();
-		for (int r = 0; r < RUNS; r++)
-			one_run(&rn[r], &al[r]);
-		if (getenv("BENCH_DEBUG"))
-			fprintf(stderr, "runs: %.1f s\n", (double)(mono_ns() - ts) / 1e9);
+		start_procs(&plain, ns[k]);
+		start_procs(&auth, ns[k]);
+		double rn[2][RUNS], al[2][RUNS], wr[RUNS], wa[RUNS], wk[RUNS], x;
+		for (int r = 0; r < RUNS; r++) {
+			one_run(&plain, false, &rn[0][r], &al[0][r], &x);
+			one_run(&auth, false, &rn[1][r], &al[1][r], &x);
+			one_run(&auth, true, &wr[r], &wa[r], &wk[r]);
+		}
+		double r0 = stats_median(rn[0], RUNS), r1 = stats_median(rn[1], RUNS);
+		double a0 = stats_median(al[0], RUNS), a1 = stats_median(al[1], RUNS);
 		double goal = ns[k] == 1 ? 10.0 : ns[k] == 100 ? 100.0 : 0;
-		char g[32] = "-";
+		char g[48] = "-";
 		if (goal > 0)
-			snprintf(g, sizeof(g), "%.0f ms", goal);
-		printf("%-10d %-8d %15.2f ms %19.2f ms %13.0f ms %8s%s\n", ns[k], 2 * ns[k],
-		       stats_median(rn, RUNS), stats_median(al, RUNS), HCSSHIM_MS, g,
-		       goal > 0 && stats_median(al, RUNS) > goal ? "  (missed)" : "");
+			snprintf(g, sizeof(g), "<= %.0f ms; hcsshim %.0f ms", goal, HCSSHIM_MS);
+		printf("%-9d %-7d %10.2f %10.2f %7.2f   %10.2f %10.2f %7.2f   %s\n", ns[k],
+		       2 * ns[k], r0, r1, r1 / r0, a0, a1, a1 / a0, g);
+		printf("%-9s %-7s %10s %10.2f %7s   %10s %10.2f %7s   (session, with the wake: "
+		       "%.2f ms of challenge and proof)\n",
+		       "", "", "", stats_median(wr, RUNS), "", "", stats_median(wa, RUNS), "",
+		       stats_median(wk, RUNS));
 		fflush(stdout);
 	}
-	ev_prepare_stop(B.h.loop, &chk);
-	hostenv_stop(&B.h);
+	ev_prepare_stop(plain.h.loop, &plain.chk);
+	ev_prepare_stop(auth.h.loop, &auth.chk);
+	hostenv_stop(&plain.h);
+	hostenv_stop(&auth.h);
 	return 0;
 }

@@ -3,7 +3,11 @@
  * request, response and the notification; unknown types pick a decoder from the frame id
  * so every decoder is reachable), ModifySettings payloads also through the typed Settings
  * decoder of their ResourceType.  Whatever decodes is re-encoded, and our own output must
- * decode again and re-encode to the same bytes (else the harness traps). */
+ * decode again and re-encode to the same bytes (else the harness traps).  Every payload also
+ * goes through bridge_json_check, the value count every decoder applies before building a
+ * tree: when jansson parses the payload, the tree it builds must weigh no more than the count
+ * (the count bounds the memory of a parse), and an input the check refuses must be refused
+ * by the decoders too. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +15,7 @@
 #include "bridge/frame.h"
 #include "bridge/msg.h"
 #include "bridge/proto.h"
+#include "common/buf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -121,6 +126,48 @@ static void check_payload(uint32_t type, uint64_t id, const uint8_t *p, size_t l
 	bridge_msg_fini(k, &m);
 }
 
+/* The units of bridge_json_check for a parsed tree (msg.h: object 4, array 2, keys and every
+ * scalar 1). */
+static unsigned long tree_units(json_t *v)
+{
+	unsigned long u = 0;
+	if (json_is_object(v)) {
+		u += 4;
+		const char *k;
+		json_t *x;
+		json_object_foreach(v, k, x)
+		{
+			(void)k;
+			u += 1 + tree_units(x);
+		}
+	} else if (json_is_array(v)) {
+		u += 2;
+		size_t i;
+		json_t *x;
+		json_array_foreach(v, i, x) u += tree_units(x);
+	} else {
+		u += 1;
+	}
+	return u;
+}
+
+static void check_count(const uint8_t *p, size_t len)
+{
+	struct err e;
+	long units = bridge_json_check(p, len, &e);
+	if (units < 0) {
+		union any_msg m;
+		if (bridge_msg_decode(BMSG_REQ_BASE, p, len, &m, &e) == 0)
+			__builtin_trap(); /* refused by the count: no decoder may take it */
+		return;
+	}
+	json_t *j = json_loadb((const char *)p, len, JSON_DECODE_ANY, NULL);
+	/* duplicate keys make jansson's tree smaller than the text, never larger */
+	if (j && tree_units(j) > (unsigned long)units)
+		__builtin_trap();
+	json_decref(j);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct buf in;
@@ -134,6 +181,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (bridge_frame_peek(&in, 0, &h, &payload, &len, &e) != 1)
 			break;
 		check_payload(h.type, h.id, payload, len);
+		check_count(payload, len);
 		buf_consume(&in, h.size);
 	}
 	buf_fini(&in);

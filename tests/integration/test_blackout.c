@@ -1068,6 +1068,10 @@ static void test_state_decoder(void **state)
 	     "\"c\",\"Pid\":4,\"WaitId\":3,\"stdout\":{\"Port\":1073741825}}]}",
 	     "used twice"},
 	    {"{\"Version\":1,\"Version\":1}", "bad JSON"},
+	    {"{\"Version\":1,\"NextPort\":1073741830,\"NextId\":9,\"SessionSecret\":\"abcd\"}",
+	     "SessionSecret"},
+	    {"{\"Version\":1,\"NextPort\":1073741830,\"NextId\":9,\"SessionSecret\":7}",
+	     "SessionSecret"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct gcs_client_state s;
@@ -1096,7 +1100,10 @@ static void test_state_decoder(void **state)
 	                             .containers = cs,
 	                             .n_containers = 1,
 	                             .procs = &p,
-	                             .n_procs = 1};
+	                             .n_procs = 1,
+	                             .has_session_secret = true};
+	for (int i = 0; i < 32; i++)
+		s.session_secret[i] = (uint8_t)(i * 7);
 	_cleanup_free_ char *text = gcs_client_state_to_json(&s);
 	struct gcs_client_state d;
 	struct err e;
@@ -1107,6 +1114,8 @@ static void test_state_decoder(void **state)
 	assert_int_equal(d.procs[0].stdio[0].n_unacked, 3);
 	assert_memory_equal(d.procs[0].stdio[0].unacked, un, 3);
 	assert_string_equal(d.containers[0], "c");
+	assert_true(d.has_session_secret);
+	assert_memory_equal(d.session_secret, s.session_secret, 32);
 	gcs_client_state_fini(&d);
 }
 

@@ -863,7 +863,14 @@ static void fake_respond(int fd, uint32_t req_type, uint64_t id, const char *jso
 	fake_write(fd, bridge_response_type(req_type), id, json, strlen(json));
 }
 
-enum fake_script { FS_WINDOWS, FS_NO_GDC, FS_V3, FS_COLD_START_UNKNOWN_NOTIFY, FS_OVERSIZE };
+enum fake_script {
+	FS_WINDOWS,
+	FS_NO_GDC,
+	FS_V3,
+	FS_COLD_START_UNKNOWN_NOTIFY,
+	FS_OVERSIZE,
+	FS_NO_STDIO_DIAL,
+};
 
 static void fake_guest(struct fake *f, enum fake_script script)
 {
@@ -894,6 +901,8 @@ static void fake_guest(struct fake *f, enum fake_script script)
 	        "\"GuestDefinedCapabilities\":{}}}",
 	    [FS_OVERSIZE] = "{\"Result\":0,\"Version\":4,\"Capabilities\":{\"RuntimeOsType\":"
 	                    "\"Linux\",\"GuestDefinedCapabilities\":{}}}",
+	    [FS_NO_STDIO_DIAL] = "{\"Result\":0,\"Version\":4,\"Capabilities\":{"
+	                         "\"RuntimeOsType\":\"Linux\",\"GuestDefinedCapabilities\":{}}}",
 	};
 	const char *caps = caps_by_script[script];
 	fake_respond(fd, t, id, caps);
@@ -922,6 +931,17 @@ static void fake_guest(struct fake *f, enum fake_script script)
 		fake_write(fd, bridge_response_type(t), id, p, big);
 		free(p);
 	}
+	if (script == FS_NO_STDIO_DIAL) {
+		/* Answers ExecuteProcess and WaitForProcess, never dials the stdio port. */
+		t = fake_read(fd, &id, req, sizeof(req));
+		if (t != bridge_request_type(RPC_EXECUTE_PROCESS))
+			_exit(7);
+		fake_respond(fd, t, id, "{\"Result\":0,\"ProcessId\":42}");
+		t = fake_read(fd, &id, req, sizeof(req));
+		if (t != bridge_request_type(RPC_WAIT_FOR_PROCESS))
+			_exit(8);
+		fake_respond(fd, t, id, "{\"Result\":0,\"ExitCode\":0}");
+	}
 	/* Wait for the host to hang up. */
 	while (read(fd, req, sizeof(req)) > 0)
 		;
@@ -936,8 +956,10 @@ static void fake_start(struct fake *f, enum fake_script script)
 	assert_non_null(f->tmp);
 	snprintf(f->addr, sizeof(f->addr), "hybrid:%s/v.sock", f->tmp);
 	f->loop = ev_loop_new(EVFLAG_AUTO);
-	struct gcs_client_config cfg = {
-	    .addr = f->addr, .accept_timeout_ms = 5000, .cold_start = true};
+	struct gcs_client_config cfg = {.addr = f->addr,
+	                                .accept_timeout_ms = 5000,
+	                                .cold_start = true,
+	                                .stdio_dial_timeout_ms = 300};
 	struct gcs_client_ops ops = {.on_ready = fake_ready, .on_close = fake_close};
 	f->c = gcs_client_new(f->loop, &cfg, &ops, f, &e);
 	assert_non_null(f->c);
@@ -1022,6 +1044,37 @@ static void test_oversize_guest_message_is_fatal(void **state)
 	assert_int_equal(fake_finish(&f), 0);
 }
 
+/* Issue 7 item 6: a guest that answers ExecuteProcess and WaitForProcess but never dials the
+ * stdio port.  The host used to wait for the stream forever (ferryctl hung); now the first dial
+ * times out and the process fails with an error naming it and the port. */
+static void test_stdio_never_dialled(void **state)
+{
+	(void)state;
+	struct fake f;
+	struct err e;
+	fake_start(&f, FS_NO_STDIO_DIAL);
+	assert_true(fake_run_until(&f, &f.ready));
+	if (f.ready_status != 0)
+		fail_msg("not ready: %s (fake guest exit %d)", f.why.msg, fake_finish(&f));
+	const char *const argv[] = {"/bin/true", NULL};
+	struct gcs_process_config pc = {
+	    .argv = argv,
+	    .stdio = {.want_stdout = true, .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1}};
+	struct proc x;
+	memset(&x, 0, sizeof(x));
+	buf_init(&x.out);
+	buf_init(&x.err);
+	x.p = gcs_process_start(f.c, &pc, &proc_ops, &x, &e);
+	assert_non_null(x.p);
+	assert_true(fake_run_until(&f, &x.exited));
+	assert_int_equal(x.exit_res.status, -ETIMEDOUT);
+	print_message("%s\n", x.exit_res.err.msg);
+	assert_non_null(strstr(x.exit_res.err.msg, "pid=42"));
+	assert_non_null(strstr(x.exit_res.err.msg, "0x40000001"));
+	proc_fini(&x);
+	assert_int_equal(fake_finish(&f), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1038,6 +1091,7 @@ int main(void)
 	    cmocka_unit_test(test_negotiate_rejects),
 	    cmocka_unit_test(test_cold_start_and_unknown_notification),
 	    cmocka_unit_test(test_oversize_guest_message_is_fatal),
+	    cmocka_unit_test(test_stdio_never_dialled),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

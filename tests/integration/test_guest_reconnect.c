@@ -43,103 +43,8 @@ static int teardown(void **state)
 
 /* ---- tests ---- */
 
-#define NEG_RESUME_BODY                                                                            \
-	"{\"ContainerId\":\"\",\"ActivityId\":\"00000000-0000-0000-0000-000000000000\","           \
-	"\"MinimumVersion\":4,\"MaximumVersion\":4,\"Ferry\":{\"StdioResume\":1}}\n"
-
 #define PORT_IN  (GCS_FIRST_STDIO_PORT + 10)
 #define PORT_OUT (GCS_FIRST_STDIO_PORT + 11)
-
-static void negotiate_resume(int fd)
-{
-	json_t *j = agent_call(fd, RPC_NEGOTIATE_PROTOCOL, 0, NEG_RESUME_BODY);
-	assert_int_equal(agent_result(j), 0);
-	json_t *gdc =
-	    json_object_get(json_object_get(j, "Capabilities"), "GuestDefinedCapabilities");
-	assert_true(json_is_true(json_object_get(gdc, "FerryStdioResume")));
-	json_decref(j);
-}
-
-static void read_exact(int fd, void *p, size_t n)
-{
-	struct pollfd q = {.fd = fd, .events = POLLIN};
-	assert_true(poll(&q, 1, AGENT_IO_TIMEOUT_MS) > 0);
-	struct err e;
-	assert_int_equal(fd_read_all(fd, p, n, &e), 0);
-}
-
-static void expect_hello(int fd, uint16_t flags, uint32_t port, uint64_t offset)
-{
-	uint8_t m[RESUME_HELLO_LEN];
-	struct resume_hello h;
-	struct err e;
-	read_exact(fd, m, sizeof(m));
-	assert_int_equal(resume_hello_decode(m, sizeof(m), &h, &e), RESUME_HELLO_LEN);
-	assert_int_equal(h.flags, flags);
-	assert_int_equal(h.port, port);
-	assert_int_equal(h.offset, offset);
-}
-
-static void send_ready(int fd, uint64_t offset)
-{
-	uint8_t m[RESUME_READY_LEN];
-	struct resume_ready r = {.version = RESUME_VERSION, .offset = offset};
-	resume_ready_encode(&r, m);
-	struct err e;
-	assert_int_equal(fd_write_all(fd, m, sizeof(m), &e), 0);
-}
-
-static void send_ack(int fd, uint64_t offset)
-{
-	uint8_t m[RESUME_ACK_LEN];
-	resume_ack_encode(offset, m);
-	struct err e;
-	assert_int_equal(fd_write_all(fd, m, sizeof(m), &e), 0);
-}
-
-static void expect_data(int fd, const char *want)
-{
-	char buf[256];
-	size_t n = strlen(want);
-	assert_true(n < sizeof(buf));
-	read_exact(fd, buf, n);
-	buf[n] = '\0';
-	assert_string_equal(buf, want);
-}
-
-/* Nothing arrives on fd within ms. */
-static void expect_silence(int fd, int ms)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	assert_int_equal(poll(&p, 1, ms), 0);
-}
-
-static json_int_t exec_uvm(int fd, uint64_t id, const char *cmd, bool in, bool out)
-{
-	char body[1024];
-	snprintf(body, sizeof(body),
-	         "{\"ContainerId\":\"" AGENT_NULL_ID "\",\"Settings\":{\"ProcessParameters\":"
-	         "\"{\\\"CommandArgs\\\":[\\\"/bin/sh\\\",\\\"-c\\\",\\\"%s\\\"],"
-	         "\\\"CreateStdInPipe\\\":%s,\\\"CreateStdOutPipe\\\":%s}\","
-	         "\"VsockStdioRelaySettings\":{\"StdIn\":%u,\"StdOut\":%u}}}",
-	         cmd, in ? "true" : "false", out ? "true" : "false", in ? PORT_IN : 0,
-	         out ? PORT_OUT : 0);
-	agent_send_req(fd, bridge_request_type(RPC_EXECUTE_PROCESS), id, body);
-	return 0;
-}
-
-static json_int_t exec_result(int fd, uint64_t id)
-{
-	struct bridge_hdr h;
-	json_t *j = agent_recv(fd, &h);
-	assert_non_null(j);
-	assert_int_equal(h.id, id);
-	assert_int_equal(agent_result(j), 0);
-	json_int_t pid = json_integer_value(json_object_get(j, "ProcessId"));
-	assert_true(pid > 0);
-	json_decref(j);
-	return pid;
-}
 
 /* Cut the bridge (first, so the agent knows the host changed) and then `a` and `b`. */
 static void cut(struct agent *f, int *a, int *b)
@@ -158,36 +63,47 @@ static void cut(struct agent *f, int *a, int *b)
 
 /* Resume: stdout and stdin of `cat` continue exactly once across a cut, with READY at the
  * offset the host delivered (`ready_out`), below what the guest had sent. */
+/* Negotiate with the capability, start `cat` with stdin and stdout on PORT_IN / PORT_OUT, take
+ * both first HELLOs and answer READY(0).  Returns the pid; the listeners and connections in
+ * the out parameters. */
+static json_int_t start_cat(struct agent *f, int *lin, int *lout, int *in, int *out)
+{
+	struct err e;
+	agent_negotiate_resume(f->fd);
+	*lin = vsock_listen(&f->addr, PORT_IN, &e);
+	*lout = vsock_listen(&f->addr, PORT_OUT, &e);
+	assert_true(*lin >= 0 && *lout >= 0);
+	agent_exec_uvm(f->fd, 1, "cat", PORT_IN, PORT_OUT);
+	*in = agent_accept_on(*lin);
+	assert_true(*in >= 0);
+	agent_expect_hello(*in, RESUME_FLAG_INPUT | RESUME_FLAG_FIRST, PORT_IN, 0);
+	*out = agent_accept_on(*lout);
+	assert_true(*out >= 0);
+	json_int_t pid = agent_exec_result(f->fd, 1);
+	agent_expect_hello(*out, RESUME_FLAG_FIRST, PORT_OUT, 0);
+	agent_send_ready(*in, 0);
+	agent_send_ready(*out, 0);
+	return pid;
+}
+
 static void run_resume(struct agent *f, bool host_lost_tail)
 {
 	struct err e;
-	negotiate_resume(f->fd);
-	int lin = vsock_listen(&f->addr, PORT_IN, &e);
-	int lout = vsock_listen(&f->addr, PORT_OUT, &e);
-	assert_true(lin >= 0 && lout >= 0);
-	exec_uvm(f->fd, 1, "cat", true, true);
-	int in = agent_accept_on(lin);
-	assert_true(in >= 0);
-	expect_hello(in, RESUME_FLAG_INPUT | RESUME_FLAG_FIRST, PORT_IN, 0);
-	int out = agent_accept_on(lout);
-	assert_true(out >= 0);
-	json_int_t pid = exec_result(f->fd, 1);
-	expect_hello(out, RESUME_FLAG_FIRST, PORT_OUT, 0);
-	send_ready(in, 0);
-	send_ready(out, 0);
+	int lin, lout, in, out;
+	json_int_t pid = start_cat(f, &lin, &lout, &in, &out);
 
 	assert_int_equal(fd_write_all(in, "aaaa\n", 5, &e), 0);
-	expect_data(out, "aaaa\n");
-	send_ack(out, 5);
+	agent_expect_data(out, "aaaa\n");
+	agent_send_ack(out, 5);
 	/* the guest acknowledges stdin it wrote into the pipe (within 5 ms) */
 	uint8_t ack[8];
-	read_exact(in, ack, 8);
+	agent_read_exact(in, ack, 8);
 	uint64_t off;
 	assert_int_equal(resume_ack_decode(ack, 8, &off), 8);
 	assert_true(off == 5);
 	assert_int_equal(fd_write_all(in, "cccc\n", 5, &e), 0);
-	expect_data(out, "cccc\n"); /* received, not acknowledged */
-	read_exact(in, ack, 8);
+	agent_expect_data(out, "cccc\n"); /* received, not acknowledged */
+	agent_read_exact(in, ack, 8);
 	resume_ack_decode(ack, 8, &off);
 	assert_true(off == 10);
 	usleep(20000); /* the ack of offset 5 has reached the guest */
@@ -198,27 +114,27 @@ static void run_resume(struct agent *f, bool host_lost_tail)
 	/* no stdio re-dial is answered before the bridge is renegotiated */
 	struct pollfd p = {.fd = lout, .events = POLLIN};
 	assert_int_equal(poll(&p, 1, 50), 0);
-	negotiate_resume(f->fd);
+	agent_negotiate_resume(f->fd);
 	out = agent_accept_on(lout);
 	assert_true(out >= 0);
-	expect_hello(out, 0, PORT_OUT, 5); /* retained floor: the last ack */
+	agent_expect_hello(out, 0, PORT_OUT, 5); /* retained floor: the last ack */
 	in = agent_accept_on(lin);
 	assert_true(in >= 0);
-	expect_hello(in, RESUME_FLAG_INPUT, PORT_IN, 10); /* stdin written into the pipe */
-	send_ready(in, 10);
-	send_ready(out, host_lost_tail ? 5 : 10);
+	agent_expect_hello(in, RESUME_FLAG_INPUT, PORT_IN, 10); /* stdin written into the pipe */
+	agent_send_ready(in, 10);
+	agent_send_ready(out, host_lost_tail ? 5 : 10);
 	if (host_lost_tail)
-		expect_data(out, "cccc\n"); /* re-sent from the host's offset */
+		agent_expect_data(out, "cccc\n"); /* re-sent from the host's offset */
 	assert_int_equal(fd_write_all(in, "bbbb\n", 5, &e), 0);
-	expect_data(out, "bbbb\n");
-	send_ack(out, 15);
+	agent_expect_data(out, "bbbb\n");
+	agent_send_ack(out, 15);
 	/* end: stdin EOF (half-close) -> cat exits -> stdout EOF -> final ack -> exit */
 	shutdown(in, SHUT_WR);
 	char c;
 	struct pollfd q = {.fd = out, .events = POLLIN};
 	assert_true(poll(&q, 1, AGENT_IO_TIMEOUT_MS) > 0);
 	assert_int_equal(read(out, &c, 1), 0);
-	send_ack(out, 15);
+	agent_send_ack(out, 15);
 	close(out);
 	char wait[160];
 	agent_wait_body(wait, sizeof(wait), (long long)pid);
@@ -249,11 +165,11 @@ static void test_plain_tail_replay(void **state)
 	agent_negotiate(f->fd);
 	int lout = vsock_listen(&f->addr, PORT_OUT, &e);
 	assert_true(lout >= 0);
-	exec_uvm(f->fd, 1, "echo first; sleep 0.4; echo second", false, true);
+	agent_exec_uvm(f->fd, 1, "echo first; sleep 0.4; echo second", 0, PORT_OUT);
 	int out = agent_accept_on(lout);
 	assert_true(out >= 0);
-	json_int_t pid = exec_result(f->fd, 1);
-	expect_data(out, "first\n");
+	json_int_t pid = agent_exec_result(f->fd, 1);
+	agent_expect_data(out, "first\n");
 	cut(f, &out, NULL);
 	f->fd = agent_accept(f);
 	assert_true(f->fd >= 0);
@@ -278,10 +194,10 @@ static void test_blackout_exits(void **state)
 {
 	struct agent *f = *state;
 	agent_negotiate(f->fd);
-	exec_uvm(f->fd, 1, "sleep 0.2; exit 7", false, false);
-	json_int_t p1 = exec_result(f->fd, 1);
-	exec_uvm(f->fd, 2, "sleep 0.2; exit 9", false, false);
-	json_int_t p2 = exec_result(f->fd, 2);
+	agent_exec_uvm(f->fd, 1, "sleep 0.2; exit 7", 0, 0);
+	json_int_t p1 = agent_exec_result(f->fd, 1);
+	agent_exec_uvm(f->fd, 2, "sleep 0.2; exit 9", 0, 0);
+	json_int_t p2 = agent_exec_result(f->fd, 2);
 	char w1[160], w2[160];
 	agent_wait_body(w1, sizeof(w1), (long long)p1);
 	agent_wait_body(w2, sizeof(w2), (long long)p2);
@@ -290,8 +206,8 @@ static void test_blackout_exits(void **state)
 	usleep(500000); /* both exit while no host is there */
 	f->fd = agent_accept(f);
 	assert_true(f->fd >= 0);
-	expect_silence(f->fd, 100); /* nothing before negotiation */
-	negotiate_resume(f->fd);
+	agent_expect_silence(f->fd, 100); /* nothing before negotiation */
+	agent_negotiate_resume(f->fd);
 	struct bridge_hdr h;
 	json_t *j = agent_recv(f->fd, &h);
 	assert_non_null(j);
@@ -323,9 +239,9 @@ static void test_blackout_exits(void **state)
 static void test_unread_wait_response(void **state)
 {
 	struct agent *f = *state;
-	negotiate_resume(f->fd);
-	exec_uvm(f->fd, 1, "sleep 0.1; exit 5", false, false);
-	json_int_t pid = exec_result(f->fd, 1);
+	agent_negotiate_resume(f->fd);
+	agent_exec_uvm(f->fd, 1, "sleep 0.1; exit 5", 0, 0);
+	json_int_t pid = agent_exec_result(f->fd, 1);
 	char w[160];
 	agent_wait_body(w, sizeof(w), (long long)pid);
 	agent_send_req(f->fd, bridge_request_type(RPC_WAIT_FOR_PROCESS), 42, w);
@@ -336,8 +252,8 @@ static void test_unread_wait_response(void **state)
 	cut(f, NULL, NULL);
 	f->fd = agent_accept(f);
 	assert_true(f->fd >= 0);
-	negotiate_resume(f->fd);
-	expect_silence(f->fd, 50); /* it was sent once: not queued again */
+	agent_negotiate_resume(f->fd);
+	agent_expect_silence(f->fd, 50); /* it was sent once: not queued again */
 	char probe[200];
 	snprintf(probe, sizeof(probe),
 	         "{\"ContainerId\":\"" AGENT_NULL_ID "\",\"ActivityId\":\"" AGENT_NULL_ID
@@ -356,25 +272,102 @@ static void test_unread_wait_response(void **state)
 	agent_call_expect(f->fd, RPC_WAIT_FOR_PROCESS, 45, w, HR_ERR_NOT_FOUND);
 }
 
-/* A connection to the wake port makes the agent drop the bridge and dial again at once. */
+/* Issue 7 item 3: stdin after a READY below what the guest wrote into the pipe.  8 bytes were
+ * delivered; the host answers the re-dial's HELLO (offset 8) with READY(OK, 4) and sends
+ * "EFGHIJ" (offsets 4..9): the process must get "IJ" only (bridge/resume.h: re-sent bytes
+ * below `delivered` are dropped), and the guest then acknowledges 10, not 14. */
+static void test_stdin_ready_overlap(void **state)
+{
+	struct agent *f = *state;
+	struct err e;
+	int lin, lout, in, out;
+	json_int_t pid = start_cat(f, &lin, &lout, &in, &out);
+	assert_int_equal(fd_write_all(in, "ABCDEFGH", 8, &e), 0);
+	agent_expect_data(out, "ABCDEFGH");
+	agent_send_ack(out, 8);
+	uint8_t ack[8];
+	uint64_t off = 0;
+	agent_read_exact(in, ack, 8);
+	resume_ack_decode(ack, 8, &off);
+	assert_true(off == 8);
+	usleep(20000); /* the ack of stdout offset 8 has reached the guest */
+
+	cut(f, &in, &out);
+	f->fd = agent_accept(f);
+	assert_true(f->fd >= 0);
+	agent_negotiate_resume(f->fd);
+	out = agent_accept_on(lout);
+	assert_true(out >= 0);
+	agent_expect_hello(out, 0, PORT_OUT, 8);
+	in = agent_accept_on(lin);
+	assert_true(in >= 0);
+	agent_expect_hello(in, RESUME_FLAG_INPUT, PORT_IN, 8);
+	agent_send_ready(out, 8);
+	agent_send_ready(in, 4); /* below the guest's 8: "EFGH" are re-sent bytes */
+	assert_int_equal(fd_write_all(in, "EFGHIJ", 6, &e), 0);
+	agent_expect_data(out, "IJ");
+	agent_read_exact(in, ack, 8);
+	resume_ack_decode(ack, 8, &off);
+	assert_true(off == 10);
+	agent_expect_silence(out, 100); /* nothing else reached the process */
+	agent_send_ack(out, 10);
+	shutdown(in, SHUT_WR);
+	char c;
+	struct pollfd q = {.fd = out, .events = POLLIN};
+	assert_true(poll(&q, 1, AGENT_IO_TIMEOUT_MS) > 0);
+	assert_int_equal(read(out, &c, 1), 0);
+	agent_send_ack(out, 10);
+	close(out);
+	assert_int_equal(agent_wait_code(f->fd, 2, pid), 0);
+	close(in);
+	vsock_unlisten(&f->addr, PORT_IN, lin);
+	vsock_unlisten(&f->addr, PORT_OUT, lout);
+}
+
+/* Issue 7 item 2: a READY beyond what the guest produced (a wrong hand-over offset) cannot be
+ * honoured.  The guest must fail the stream cleanly, log it once and never loop: the
+ * connection is closed without a byte of data, no re-dial follows, and the process's exit is
+ * still reported. */
+static void test_ready_beyond_produced(void **state)
+{
+	struct agent *f = *state;
+	struct err e;
+	agent_negotiate_resume(f->fd);
+	int lout = vsock_listen(&f->addr, PORT_OUT, &e);
+	assert_true(lout >= 0);
+	agent_exec_uvm(f->fd, 1, "echo hello; sleep 0.3; echo more", 0, PORT_OUT);
+	int out = agent_accept_on(lout);
+	assert_true(out >= 0);
+	json_int_t pid = agent_exec_result(f->fd, 1);
+	agent_expect_hello(out, RESUME_FLAG_FIRST, PORT_OUT, 0);
+	usleep(50000); /* "hello\n" (6 bytes) was produced */
+	agent_send_ready(out, 1000);
+	char buf[64];
+	struct pollfd q = {.fd = out, .events = POLLIN};
+	assert_true(poll(&q, 1, AGENT_IO_TIMEOUT_MS) > 0);
+	assert_int_equal(read(out, buf, sizeof(buf)), 0); /* closed, no data */
+	close(out);
+	/* no re-dial loop: nothing dials the port again */
+	struct pollfd lp = {.fd = lout, .events = POLLIN};
+	assert_int_equal(poll(&lp, 1, 500), 0);
+	(void)agent_wait_code(f->fd, 2, pid);
+	assert_int_equal(agent_log_count(f, "beyond produced"), 1);
+	vsock_unlisten(&f->addr, PORT_OUT, lout);
+}
+
+/* The wake port (opened once a session exists) answers with a challenge; a wrong proof changes
+ * nothing, the session's proof makes the agent drop the bridge and dial again at once. */
 static void test_wake(void **state)
 {
 	struct agent *f = *state;
-	agent_negotiate(f->fd);
-	struct sockaddr_un un = {.sun_family = AF_UNIX};
-	struct err e;
-	assert_int_equal(
-	    vsock_unix_guest_path(f->addr.path, 0x3FFFFFFFu, un.sun_path, sizeof(un.sun_path), &e),
-	    0);
-	int w = -1;
-	for (int i = 0; i < 100 && w < 0; i++) {
-		w = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (connect(w, (struct sockaddr *)&un, sizeof(un)) < 0) {
-			close(w);
-			w = -1;
-			usleep(10000);
-		}
-	}
+	agent_negotiate_resume(f->fd);
+	uint8_t wrong[32];
+	memset(wrong, 0x42, sizeof(wrong));
+	int w = agent_wake(f, wrong);
+	assert_true(w >= 0);
+	agent_expect_silence(f->fd, 300); /* the bridge stays */
+	close(w);
+	w = agent_wake(f, NULL);
 	assert_true(w >= 0);
 	long long t0 = mono_ns();
 	char c;
@@ -385,8 +378,9 @@ static void test_wake(void **state)
 	f->fd = agent_accept(f);
 	assert_true(f->fd >= 0);
 	assert_true(mono_ns() - t0 < 1000000000ll);
-	agent_negotiate(f->fd);
+	agent_negotiate_resume(f->fd);
 	close(w);
+	assert_int_equal(agent_log_count(f, "wake port: refused a connection: wrong proof"), 1);
 }
 
 int main(void)
@@ -398,6 +392,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_blackout_exits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unread_wait_response, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wake, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stdin_ready_overlap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ready_beyond_produced, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,12 +13,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "bridge/proto.h"
+#include "bridge/resume.h"
+#include "bridge/session.h"
 #include "common/fdio.h"
 
 const char *agent_build_dir(void)
@@ -259,4 +263,203 @@ int agent_wait_exit(pid_t pid, int timeout_ms)
 		usleep(10000);
 	}
 	return -1;
+}
+
+/* ---- stdio resume and UVM processes ---- */
+
+/* The session the tests' host hands the agent, and the challenge of the last negotiation
+ * (HELLOs are checked against them). */
+static struct session_auth session = {
+    .on = true, .secret = {0x5e, 0xc2, 0xe7, 1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13,
+                           14,   15,   16,   17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29}};
+
+const struct session_auth *agent_session(void)
+{
+	return &session;
+}
+
+void agent_negotiate_resume(int fd)
+{
+	struct err e;
+	char sec[SESSION_HEX_LEN + 1], ch[SESSION_HEX_LEN + 1], body[512];
+	assert_int_equal(session_random(session.challenge, sizeof(session.challenge), &e), 0);
+	session_hex32_encode(session.secret, sec);
+	session_hex32_encode(session.challenge, ch);
+	snprintf(body, sizeof(body),
+	         "{\"ContainerId\":\"\",\"ActivityId\":\"" AGENT_NULL_ID "\","
+	         "\"MinimumVersion\":4,\"MaximumVersion\":4,\"Ferry\":{\"StdioResume\":%d,"
+	         "\"Session\":\"%s\",\"Challenge\":\"%s\"}}\n",
+	         RESUME_VERSION, sec, ch);
+	json_t *j = agent_call(fd, RPC_NEGOTIATE_PROTOCOL, 0, body);
+	assert_int_equal(agent_result(j), 0);
+	json_t *gdc =
+	    json_object_get(json_object_get(j, "Capabilities"), "GuestDefinedCapabilities");
+	assert_true(json_is_true(json_object_get(gdc, "FerryStdioResume")));
+	/* the agent proves it holds the session */
+	const char *proof = json_string_value(json_object_get(gdc, "FerrySessionProof"));
+	assert_true(session_bridge_verify(session.secret, session.challenge, proof));
+	json_decref(j);
+}
+
+int agent_wake(const struct agent *a, const uint8_t *secret)
+{
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	struct err e;
+	if (vsock_unix_guest_path(a->addr.path, 0x3FFFFFFFu, un.sun_path, sizeof(un.sun_path), &e) <
+	    0)
+		return -1;
+	int w = -1;
+	for (int i = 0; i < 100 && w < 0; i++) {
+		w = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (connect(w, (struct sockaddr *)&un, sizeof(un)) < 0) {
+			close(w);
+			w = -1;
+			usleep(10000);
+		}
+	}
+	if (w < 0)
+		return -1;
+	uint8_t ch[SESSION_WAKE_LEN], proof[SESSION_WAKE_LEN];
+	struct pollfd p = {.fd = w, .events = POLLIN};
+	if (poll(&p, 1, AGENT_IO_TIMEOUT_MS) <= 0 || fd_read_all(w, ch, sizeof(ch), &e) < 0 ||
+	    session_wake_challenge_check(ch, sizeof(ch), &e) != SESSION_WAKE_LEN) {
+		close(w);
+		return -1;
+	}
+	session_wake_proof(secret ? secret : session.secret, ch, proof);
+	(void)fd_write_all(w, proof, sizeof(proof), &e);
+	return w;
+}
+
+void agent_exec_uvm(int fd, uint64_t id, const char *cmd, uint32_t in_port, uint32_t out_port)
+{
+	char body[1024];
+	snprintf(body, sizeof(body),
+	         "{\"ContainerId\":\"" AGENT_NULL_ID "\",\"Settings\":{\"ProcessParameters\":"
+	         "\"{\\\"CommandArgs\\\":[\\\"/bin/sh\\\",\\\"-c\\\",\\\"%s\\\"],"
+	         "\\\"CreateStdInPipe\\\":%s,\\\"CreateStdOutPipe\\\":%s}\","
+	         "\"VsockStdioRelaySettings\":{\"StdIn\":%u,\"StdOut\":%u}}}",
+	         cmd, in_port ? "true" : "false", out_port ? "true" : "false", in_port, out_port);
+	agent_send_req(fd, bridge_request_type(RPC_EXECUTE_PROCESS), id, body);
+}
+
+long long agent_exec_result(int fd, uint64_t id)
+{
+	struct bridge_hdr h;
+	json_t *j = agent_recv(fd, &h);
+	assert_non_null(j);
+	assert_int_equal(h.id, id);
+	if (agent_result(j) != 0) {
+		char *s = json_dumps(j, 0);
+		fprintf(stderr, "exec failed: %s\n", s ? s : "?");
+		free(s);
+	}
+	assert_int_equal(agent_result(j), 0);
+	long long pid = json_integer_value(json_object_get(j, "ProcessId"));
+	assert_true(pid > 0);
+	json_decref(j);
+	return pid;
+}
+
+long long agent_wait_code(int fd, uint64_t id, long long pid)
+{
+	char wait[160];
+	agent_wait_body(wait, sizeof(wait), pid);
+	json_t *j = agent_call(fd, RPC_WAIT_FOR_PROCESS, id, wait);
+	assert_int_equal(agent_result(j), 0);
+	long long code = json_integer_value(json_object_get(j, "ExitCode"));
+	json_decref(j);
+	return code;
+}
+
+void agent_read_exact(int fd, void *p, size_t n)
+{
+	struct pollfd q = {.fd = fd, .events = POLLIN};
+	assert_true(poll(&q, 1, AGENT_IO_TIMEOUT_MS) > 0);
+	struct err e;
+	assert_int_equal(fd_read_all(fd, p, n, &e), 0);
+}
+
+void agent_expect_hello(int fd, uint16_t flags, uint32_t port, uint64_t offset)
+{
+	uint8_t m[RESUME_HELLO_LEN];
+	struct resume_hello h;
+	struct err e;
+	agent_read_exact(fd, m, sizeof(m));
+	assert_int_equal(resume_hello_decode(m, sizeof(m), &h, &e), RESUME_HELLO_LEN);
+	assert_int_equal(h.flags, flags);
+	assert_int_equal(h.port, port);
+	assert_int_equal(h.offset, offset);
+	/* signed for this negotiation's session, numbered from 1 */
+	struct resume_stream st = {.rx = NULL, .tx = NULL};
+	struct resume_sender tx;
+	resume_sender_init(&tx, 0, 0);
+	if (flags & RESUME_FLAG_INPUT)
+		st.tx = &tx;
+	assert_true(h.dial >= 1);
+	assert_int_equal(resume_stream_hello_check(&st, &h, port, &session, &e), 0);
+	resume_sender_fini(&tx);
+}
+
+void agent_send_ready(int fd, uint64_t offset)
+{
+	uint8_t m[RESUME_READY_LEN];
+	struct resume_ready r = {.version = RESUME_VERSION, .offset = offset};
+	resume_ready_encode(&r, m);
+	struct err e;
+	assert_int_equal(fd_write_all(fd, m, sizeof(m), &e), 0);
+}
+
+void agent_send_ack(int fd, uint64_t offset)
+{
+	uint8_t m[RESUME_ACK_LEN];
+	resume_ack_encode(offset, m);
+	struct err e;
+	assert_int_equal(fd_write_all(fd, m, sizeof(m), &e), 0);
+}
+
+void agent_expect_data(int fd, const char *want)
+{
+	char buf[256];
+	size_t n = strlen(want);
+	assert_true(n < sizeof(buf));
+	agent_read_exact(fd, buf, n);
+	buf[n] = '\0';
+	assert_string_equal(buf, want);
+}
+
+void agent_expect_silence(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, ms), 0);
+}
+
+int agent_log_count(const struct agent *a, const char *needle)
+{
+	char path[128], line[1024];
+	snprintf(path, sizeof(path), "%s/gcs.log", a->dir);
+	FILE *fp = fopen(path, "r");
+	assert_non_null(fp);
+	int n = 0;
+	while (fgets(line, sizeof(line), fp))
+		if (strstr(line, needle))
+			n++;
+	fclose(fp);
+	return n;
+}
+
+long agent_status_kib(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	long v = -1;
+	size_t fl = strlen(field);
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, fl) == 0)
+			v = strtol(line + fl, NULL, 10);
+	fclose(f);
+	return v;
 }

@@ -11,6 +11,7 @@
 #define FERRY_TESTS_AGENT_H
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -86,5 +87,40 @@ void agent_expect_disconnect(int fd);
 void agent_assert_alive(const struct agent *a);
 /* Wait up to timeout_ms for pid to exit; its wait status, or -1 when it did not. */
 int agent_wait_exit(pid_t pid, int timeout_ms);
+
+/* ---- the stdio resume protocol (bridge/resume.h) and UVM processes, as the host ---- */
+
+/* NegotiateProtocol offering FerryStdioResume with the tests' session (agent_session) and a
+ * fresh challenge; asserts the agent accepts it and proves the session. */
+void agent_negotiate_resume(int fd);
+struct session_auth;
+/* The tests' session: its secret, and the challenge of the last agent_negotiate_resume. */
+const struct session_auth *agent_session(void);
+/* Wake the agent as a host does: connect to its wake port, read the challenge, answer with
+ * the proof under `secret` (NULL: the tests' session).  Returns the connection (the caller
+ * closes it) or -1 when no challenge came. */
+int agent_wake(const struct agent *a, const uint8_t *secret);
+/* Send ExecuteProcess `id` for a UVM process `/bin/sh -c cmd` with stdin / stdout pipes on the
+ * given ports (0: no such pipe); the response is read with agent_exec_result. */
+void agent_exec_uvm(int fd, uint64_t id, const char *cmd, uint32_t in_port, uint32_t out_port);
+/* Read the ExecuteProcess response `id`, assert success, return the pid. */
+long long agent_exec_result(int fd, uint64_t id);
+/* An infinite WaitForProcess `id` on UVM process pid: asserts success, returns ExitCode. */
+long long agent_wait_code(int fd, uint64_t id, long long pid);
+/* Read exactly n bytes (each wait bounded and asserted). */
+void agent_read_exact(int fd, void *p, size_t n);
+/* Read the guest's HELLO and assert its flags, port and offset. */
+void agent_expect_hello(int fd, uint16_t flags, uint32_t port, uint64_t offset);
+/* Send READY(OK, offset) / an 8-byte ACK. */
+void agent_send_ready(int fd, uint64_t offset);
+void agent_send_ack(int fd, uint64_t offset);
+/* Read strlen(want) bytes and assert they are `want`. */
+void agent_expect_data(int fd, const char *want);
+/* Nothing arrives on fd within ms. */
+void agent_expect_silence(int fd, int ms);
+/* Lines of the agent's log (<dir>/gcs.log) containing `needle`. */
+int agent_log_count(const struct agent *a, const char *needle);
+/* A "Name:   N kB" field of /proc/<pid>/status (VmHWM, VmRSS...) in KiB, or -1. */
+long agent_status_kib(pid_t pid, const char *field);
 
 #endif

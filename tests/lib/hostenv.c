@@ -99,7 +99,8 @@ int hostenv_start(struct hostenv *h, const struct hostenv_config *cfg, struct er
 	h->loop = ev_loop_new(EVFLAG_AUTO);
 	if (!h->loop)
 		return err_set(e, -ENOMEM, "ev_loop_new failed");
-	struct gcs_client_config cc = {.addr = h->addr, .accept_timeout_ms = 10000};
+	struct gcs_client_config cc = {
+	    .addr = h->addr, .accept_timeout_ms = 10000, .no_session_auth = cfg->no_session_auth};
 	struct gcs_client_ops ops = {.on_ready = env_ready,
 	                             .on_container_exit = env_container_exit,
 	                             .on_close = env_close,

@@ -23,6 +23,7 @@ struct hostenv_config {
 	bool containers;           /* private cgroup2 namespace + rootfs (needs root) */
 	const char *gcs_log_level; /* the agent's --log-level; NULL: "warn" */
 	double ready_timeout_s;    /* wait for the negotiation; 0: 15 s */
+	bool no_session_auth;      /* the client's no_session_auth (measurements) */
 	/* Client callbacks (copied, may be NULL), called with `ud`.  on_ready also marks the
 	 * environment ready (before it is called). */
 	const struct gcs_client_ops *ops;

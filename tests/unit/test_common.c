@@ -116,12 +116,33 @@ static void test_log_level(void **state)
 	free(s);
 }
 
+/* The rate limit lets LOG_LIMIT_BURST lines through per window, counts the rest and reports
+ * the count with the next line let through. */
+static void test_log_limit(void **state)
+{
+	(void)state;
+	struct log_limit l = {0};
+	unsigned sup = 99;
+	long long t = 1000;
+	for (int i = 0; i < LOG_LIMIT_BURST; i++) {
+		assert_true(log_limit_allow(&l, t + i, &sup));
+		assert_int_equal(sup, 0);
+	}
+	for (int i = 0; i < 1000; i++)
+		assert_false(log_limit_allow(&l, t + 100 + i, &sup));
+	t += LOG_LIMIT_WINDOW_NS;
+	assert_true(log_limit_allow(&l, t, &sup));
+	assert_int_equal(sup, 1000);
+	assert_true(log_limit_allow(&l, t + 1, &sup));
+	assert_int_equal(sup, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_err_context), cmocka_unit_test(test_err_truncates),
 	    cmocka_unit_test(test_buf),         cmocka_unit_test(test_fdio_outcomes),
-	    cmocka_unit_test(test_log_level),
+	    cmocka_unit_test(test_log_level),   cmocka_unit_test(test_log_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

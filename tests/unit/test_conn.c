@@ -576,6 +576,61 @@ static void test_migrating_keeps_calls(void **state)
 	assert_int_equal(c->nclose, 0);
 }
 
+/* Probation: a connection that has not proved itself delivers nothing but the response to the
+ * call it must answer; a fake response or notification first drops it (not the bridge), and
+ * the outstanding calls wait for the next connection.  Even outside migrating mode. */
+static void test_probation(void **state)
+{
+	struct ctx *c = *state;
+	struct err e;
+	connect_pair(c);
+	int64_t wait = call(c, 0, RPC_WAIT_FOR_PROCESS, "{}");
+	EVTEST_SPIN(&c->ev, c->nreq == 1);
+	/* an impostor's connection */
+	bridge_conn_free(c->gc);
+	connect_pair(c);
+	int64_t neg = call(c, 1, RPC_NEGOTIATE_PROTOCOL, "{}");
+	bridge_client_probation(c->cl, neg);
+	EVTEST_SPIN(&c->ev, c->nreq == 2);
+	/* a fake exit for the outstanding wait, before any proof */
+	assert_int_equal(bridge_conn_respond(c->gc, bridge_request_type(RPC_WAIT_FOR_PROCESS),
+	                                     (uint64_t)wait, "{\"ExitCode\":99}", 15, &e),
+	                 0);
+	EVTEST_SPIN(&c->ev, c->ndetach == 1);
+	assert_int_equal(c->res[0].ncalls, 0); /* not taken */
+	assert_int_equal(c->nclose, 0);
+	assert_false(bridge_client_closed(c->cl));
+	assert_int_equal(bridge_client_cancel(c->cl, neg), 0);
+	/* a notification first: the same */
+	bridge_conn_free(c->gc);
+	connect_pair(c);
+	neg = call(c, 1, RPC_NEGOTIATE_PROTOCOL, "{}");
+	bridge_client_probation(c->cl, neg);
+	EVTEST_SPIN(&c->ev, c->nreq == 3);
+	assert_int_equal(bridge_conn_notify(c->gc, "{}", 2, &e), 0);
+	EVTEST_SPIN(&c->ev, c->ndetach == 2);
+	assert_int_equal(c->nnotify, 0);
+	assert_int_equal(bridge_client_cancel(c->cl, neg), 0);
+	/* the real guest: its answer is dispatched, then everything flows once trusted */
+	bridge_conn_free(c->gc);
+	connect_pair(c);
+	neg = call(c, 1, RPC_NEGOTIATE_PROTOCOL, "{}");
+	bridge_client_probation(c->cl, neg);
+	EVTEST_SPIN(&c->ev, c->nreq == 4);
+	assert_int_equal(bridge_conn_respond(c->gc, bridge_request_type(RPC_NEGOTIATE_PROTOCOL),
+	                                     (uint64_t)neg, "{}", 2, &e),
+	                 0);
+	EVTEST_SPIN(&c->ev, c->res[1].ncalls == 1); /* the two refused ones were cancelled */
+	assert_int_equal(c->res[1].status, 0);
+	bridge_client_trust(c->cl);
+	assert_int_equal(bridge_conn_respond(c->gc, bridge_request_type(RPC_WAIT_FOR_PROCESS),
+	                                     (uint64_t)wait, "{\"ExitCode\":0}", 14, &e),
+	                 0);
+	EVTEST_SPIN(&c->ev, c->res[0].ncalls == 1);
+	assert_string_equal(c->res[0].json, "{\"ExitCode\":0}");
+	assert_int_equal(c->ndetach, 2);
+}
+
 static void test_migrating_fails_unsent(void **state)
 {
 	struct ctx *c = *state;
@@ -782,6 +837,7 @@ int main(void)
 	    T(test_notification_wire_format),
 	    T(test_migrating_keeps_calls),
 	    T(test_migrating_fails_unsent),
+	    T(test_probation),
 	    T(test_not_migrating_fails_pending_once),
 	    T(test_timeout_is_fatal),
 	    T(test_default_timeout_skips_wait),

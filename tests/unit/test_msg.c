@@ -661,11 +661,39 @@ static void test_limits(void **state)
 	for (size_t i = 0; i < items; i++)
 		p += sprintf(p, "%s\\\"\\\"", i ? "," : "");
 	strcpy(p, "]}\"}");
+	/* every entry is a value: the count refuses the document before a tree is built */
 	assert_int_equal(decode_err(BMSG_PROPS_REQ, arr, msg), -EBADMSG);
-	assert_string_equal(msg,
-	                    "GetProperties: Query: PropertyTypes: 65537 entries over the limit of "
-	                    "65536");
+	assert_non_null(strstr(msg, "GetProperties: Query: JSON of "));
+	assert_non_null(strstr(msg, "values over the limit of 65536"));
 	free(arr);
+
+	/* value units: objects 4, arrays 2, keys and scalars 1; strings hide their brackets */
+	struct err e;
+	assert_int_equal(bridge_json_check("{\"a\":[1,-2.5e3,true,null,\"{[\\\"\"]}", 31, &e),
+	                 4 + 1 + 2 + 5);
+	assert_int_equal(bridge_json_check("", 0, &e), 0);
+	/* the outer payload and its AnyInString document are counted apart: 40000 entries in
+	 * the document are fine, the outer object holds two strings */
+	char *ok = xmalloc(40000 * 6 + 128);
+	p = ok + sprintf(ok, "{\"Query\":\"{\\\"PropertyTypes\\\":[");
+	for (size_t i = 0; i < 40000; i++)
+		p += sprintf(p, "%s\\\"x\\\"", i ? "," : "");
+	strcpy(p, "]}\"}");
+	struct bridge_props_req q;
+	assert_int_equal(bridge_msg_decode(BMSG_PROPS_REQ, ok, strlen(ok), &q, &e), 0);
+	assert_int_equal(q.n_property_types, 40000);
+	bridge_msg_fini(BMSG_PROPS_REQ, &q);
+	free(ok);
+	/* 16384 empty objects weigh 65536 + 2: refused */
+	char *objs = xmalloc(16384 * 3 + 8);
+	p = objs + sprintf(objs, "[");
+	for (size_t i = 0; i < 16384; i++)
+		p += sprintf(p, "%s{}", i ? "," : "");
+	strcpy(p, "]");
+	assert_int_equal(bridge_json_check(objs, strlen(objs), &e), -EBADMSG);
+	objs[3 * 16383 - 1] = ']'; /* one object fewer: 65534 units */
+	assert_int_equal(bridge_json_check(objs, 3 * 16383, &e), 65534);
+	free(objs);
 }
 
 static void test_properties(void **state)

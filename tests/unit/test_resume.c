@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "bridge/resume.h"
+#include "bridge/session.h"
 #include "common/buf.h"
 
 /* ---- codec --------------------------------------------------------------------------------- */
@@ -21,34 +22,95 @@
 static void test_hello_layout_round_trip(void **state)
 {
 	(void)state;
-	struct resume_hello h = {.version = 1,
+	struct resume_hello h = {.version = RESUME_VERSION,
 	                         .flags = RESUME_FLAG_INPUT | RESUME_FLAG_FIRST,
 	                         .port = 0x11223344,
+	                         .dial = 0x0a0b0c0d,
 	                         .offset = 0x0102030405060708ull};
+	for (int i = 0; i < 32; i++)
+		h.mac[i] = (uint8_t)(0xa0 + i);
 	uint8_t b[RESUME_HELLO_LEN];
-	static const uint8_t want[RESUME_HELLO_LEN] = {'F',  'R',  'Y',  'H',  1, 0, 3, 0,
-	                                               0x44, 0x33, 0x22, 0x11, 0, 0, 0, 0,
-	                                               8,    7,    6,    5,    4, 3, 2, 1};
+	uint8_t want[RESUME_HELLO_LEN] = {'F',  'R',  'Y',  'H',  2,    0,    3,    0,
+	                                  0x44, 0x33, 0x22, 0x11, 0x0d, 0x0c, 0x0b, 0x0a,
+	                                  8,    7,    6,    5,    4,    3,    2,    1};
+	for (int i = 0; i < 32; i++)
+		want[24 + i] = (uint8_t)(0xa0 + i);
 	resume_hello_encode(&h, b);
 	assert_memory_equal(b, want, sizeof(want));
 	struct resume_hello back;
 	struct err e;
 	err_clear(&e);
 	assert_int_equal(resume_hello_decode(b, sizeof(b), &back, &e), RESUME_HELLO_LEN);
-	assert_int_equal(back.version, 1);
+	assert_int_equal(back.version, RESUME_VERSION);
 	assert_int_equal(back.flags, 3);
 	assert_int_equal(back.port, 0x11223344);
+	assert_int_equal(back.dial, 0x0a0b0c0d);
 	assert_true(back.offset == 0x0102030405060708ull);
+	assert_memory_equal(back.mac, h.mac, 32);
 	assert_int_equal(e.code, 0);
+}
+
+/* The listener's check of a HELLO: port, direction, and with a session the mac of this
+ * negotiation and a new dial number; without a session only port and direction. */
+static void test_hello_proof(void **state)
+{
+	(void)state;
+	struct session_auth a = {.on = true};
+	for (int i = 0; i < 32; i++) {
+		a.secret[i] = (uint8_t)i;
+		a.challenge[i] = (uint8_t)(100 + i);
+	}
+	struct resume_receiver rx;
+	resume_receiver_init(&rx, 0);
+	struct resume_stream st = {.rx = &rx};
+	struct resume_hello h = {.version = RESUME_VERSION, .port = 9, .dial = 1, .offset = 0};
+	resume_hello_sign(&h, &a);
+	struct err e;
+	assert_int_equal(resume_stream_hello_check(&st, &h, 9, &a, &e), 0);
+	/* any field changed after signing, a wrong port, another session or challenge */
+	struct resume_hello t = h;
+	t.offset = 1;
+	assert_int_equal(resume_stream_hello_check(&st, &t, 9, &a, &e), -EACCES);
+	assert_non_null(strstr(e.msg, "proof"));
+	assert_int_equal(resume_stream_hello_check(&st, &h, 10, &a, &e), -EACCES);
+	assert_non_null(strstr(e.msg, "port"));
+	struct session_auth b = a;
+	b.challenge[0] ^= 1;
+	assert_int_equal(resume_stream_hello_check(&st, &h, 9, &b, &e), -EACCES);
+	b = a;
+	b.secret[31] ^= 1;
+	assert_int_equal(resume_stream_hello_check(&st, &h, 9, &b, &e), -EACCES);
+	t = h;
+	t.flags = RESUME_FLAG_INPUT;
+	resume_hello_sign(&t, &a);
+	assert_int_equal(resume_stream_hello_check(&st, &t, 9, &a, &e), -EACCES);
+	/* taken once: the same dial again is a replay */
+	struct resume_ready rd;
+	assert_int_equal(resume_stream_hello(&st, &h, 9, &a, &rd, &e), 0);
+	assert_int_equal(st.last_dial, 1);
+	assert_int_equal(resume_stream_hello(&st, &h, 9, &a, &rd, &e), -EACCES);
+	assert_non_null(strstr(e.msg, "replays"));
+	h.dial = 2;
+	resume_hello_sign(&h, &a);
+	assert_int_equal(resume_stream_hello(&st, &h, 9, &a, &rd, &e), 0);
+	/* without a session: the mac is zero and not looked at */
+	struct session_auth off = {0};
+	h.dial = 0;
+	resume_hello_sign(&h, &off);
+	for (int i = 0; i < 32; i++)
+		assert_int_equal(h.mac[i], 0);
+	assert_int_equal(resume_stream_hello_check(&st, &h, 9, &off, &e), 0);
+	assert_int_equal(resume_stream_hello_check(&st, &h, 9, NULL, &e), 0);
 }
 
 static void test_ready_ack_layout_round_trip(void **state)
 {
 	(void)state;
-	struct resume_ready r = {.version = 1, .status = RESUME_STATUS_GAP, .offset = UINT64_MAX};
+	struct resume_ready r = {
+	    .version = RESUME_VERSION, .status = RESUME_STATUS_GAP, .offset = UINT64_MAX};
 	uint8_t b[RESUME_READY_LEN];
 	static const uint8_t want[RESUME_READY_LEN] = {
-	    'F', 'R', 'Y', 'R', 1, 0, 1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	    'F', 'R', 'Y', 'R', 2, 0, 1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 	resume_ready_encode(&r, b);
 	assert_memory_equal(b, want, sizeof(want));
 	struct resume_ready back;
@@ -71,8 +133,8 @@ static void test_ready_ack_layout_round_trip(void **state)
 static void test_partial_needs_more(void **state)
 {
 	(void)state;
-	struct resume_hello h = {.version = 1, .port = 7, .offset = 99};
-	struct resume_ready r = {.version = 1, .offset = 5};
+	struct resume_hello h = {.version = RESUME_VERSION, .port = 7, .offset = 99};
+	struct resume_ready r = {.version = RESUME_VERSION, .offset = 5};
 	uint8_t hb[RESUME_HELLO_LEN], rb[RESUME_READY_LEN];
 	resume_hello_encode(&h, hb);
 	resume_ready_encode(&r, rb);
@@ -140,8 +202,9 @@ static void expect_reject(const uint8_t *good, size_t len, size_t at, size_t by,
 static void test_malformed_rejected(void **state)
 {
 	(void)state;
-	struct resume_hello h = {.version = 1, .flags = RESUME_FLAG_FIRST, .port = 1, .offset = 2};
-	struct resume_ready r = {.version = 1, .status = 0, .offset = 3};
+	struct resume_hello h = {
+	    .version = RESUME_VERSION, .flags = RESUME_FLAG_FIRST, .port = 1, .offset = 2};
+	struct resume_ready r = {.version = RESUME_VERSION, .status = 0, .offset = 3};
 	uint8_t hb[RESUME_HELLO_LEN], rb[RESUME_READY_LEN];
 	resume_hello_encode(&h, hb);
 	resume_ready_encode(&r, rb);
@@ -158,10 +221,10 @@ static void test_malformed_rejected(void **state)
 	assert_int_equal(resume_ready_decode(hb, sizeof(hb), &ro, &e), -EPROTO);
 	/* versions */
 	expect_reject(hb, sizeof(hb), 4, 6, 0, true, "version 0");
-	expect_reject(hb, sizeof(hb), 4, 6, 2, true, "version 2");
-	expect_reject(hb, sizeof(hb), 5, 6, 1, true, "version 257");
-	expect_reject(rb, sizeof(rb), 4, 6, 2, false, "version 2");
-	expect_reject(rb, sizeof(rb), 5, 6, 1, false, "version 257");
+	expect_reject(hb, sizeof(hb), 4, 6, 1, true, "version 1");
+	expect_reject(hb, sizeof(hb), 5, 6, 1, true, "version 258");
+	expect_reject(rb, sizeof(rb), 4, 6, 1, false, "version 1");
+	expect_reject(rb, sizeof(rb), 5, 6, 1, false, "version 258");
 	/* every unknown flag bit */
 	for (int bit = 2; bit < 16; bit++) {
 		uint8_t b[RESUME_HELLO_LEN];
@@ -174,15 +237,13 @@ static void test_malformed_rejected(void **state)
 		assert_non_null(strstr(e.msg, "unknown flags"));
 		assert_int_equal(resume_hello_decode(b, 7, &ho, &e), 0);
 	}
-	/* reserved u32 of HELLO, each byte */
-	for (size_t i = 12; i < 16; i++)
-		expect_reject(hb, sizeof(hb), i, 16, 0x80, true, "reserved");
 	/* READY status other than 0/1 */
 	expect_reject(rb, sizeof(rb), 6, 8, 2, false, "unknown status 2");
 	expect_reject(rb, sizeof(rb), 7, 8, 0xff, false, "unknown status 65280");
 	/* fine fields: any port, any offset, both known flags, gap status */
 	uint8_t b[RESUME_HELLO_LEN];
-	struct resume_hello all = {.version = 1, .flags = 3, .port = UINT32_MAX, .offset = ~0ull};
+	struct resume_hello all = {
+	    .version = RESUME_VERSION, .flags = 3, .port = UINT32_MAX, .offset = ~0ull};
 	resume_hello_encode(&all, b);
 	assert_int_equal(resume_hello_decode(b, sizeof(b), &ho, &e), RESUME_HELLO_LEN);
 }
@@ -371,6 +432,85 @@ static void test_sender_grows_lazily(void **state)
 	resume_sender_fini(&s);
 }
 
+/* Zero-copy appends: reserve a span at the tail, read into it, commit; the ring starts at
+ * RESUME_RING_MIN, grows only when asked to, and a budget shared by several senders stops
+ * growth (never the first ring) and gets every byte back on trim and fini. */
+static void test_sender_reserve_and_budget(void **state)
+{
+	(void)state;
+	struct resume_budget b = {.limit = 3 * RESUME_RING_MIN};
+	struct resume_sender s1, s2;
+	struct err e;
+	resume_sender_init(&s1, 0, 0);
+	resume_sender_init(&s2, 0, 0);
+	resume_sender_set_budget(&s1, &b);
+	resume_sender_set_budget(&s2, &b);
+	size_t len;
+	uint8_t *p = resume_sender_reserve(&s1, 100, false, &len);
+	assert_non_null(p);
+	assert_int_equal(len, 100);
+	assert_int_equal(s1.alloc, RESUME_RING_MIN);
+	assert_int_equal(b.used, RESUME_RING_MIN);
+	fill(p, 0, 60);
+	resume_sender_commit(&s1, 60);
+	assert_int_equal(drain_check(&s1, SIZE_MAX), 60);
+	/* no growth without `grow`: the span ends where the ring does */
+	p = resume_sender_reserve(&s1, 2 * RESUME_RING_MIN, false, &len);
+	assert_int_equal(len, RESUME_RING_MIN - 60);
+	fill(p, 60, len);
+	resume_sender_commit(&s1, len);
+	assert_null(resume_sender_reserve(&s1, 10, false, &len));
+	assert_int_equal(len, 0);
+	/* growing doubles, within the budget: 16 KiB -> 32 KiB uses the rest but one ring */
+	p = resume_sender_reserve(&s1, 10, true, &len);
+	assert_int_equal(s1.alloc, 2 * RESUME_RING_MIN);
+	assert_int_equal(b.used, 2 * RESUME_RING_MIN);
+	assert_int_equal(len, 10);
+	fill(p, RESUME_RING_MIN, 10);
+	resume_sender_commit(&s1, 10);
+	/* the second sender's first ring is granted, its growth is not */
+	p = resume_sender_reserve(&s2, 10, true, &len);
+	assert_int_equal(s2.alloc, RESUME_RING_MIN);
+	assert_int_equal(b.used, 3 * RESUME_RING_MIN);
+	resume_sender_commit(&s2, 0);
+	fill(p, 0, RESUME_RING_MIN);
+	resume_sender_commit(&s2, RESUME_RING_MIN);
+	assert_int_equal(resume_sender_free(&s2), 0); /* full, and the budget is spent */
+	assert_null(resume_sender_reserve(&s2, 10, true, &len));
+	assert_int_equal(s2.alloc, RESUME_RING_MIN);
+	assert_int_equal(resume_sender_append(&s2, "x", 1), 0);
+	/* the first sender's bytes are all there, in order */
+	assert_int_equal(drain_check(&s1, SIZE_MAX), RESUME_RING_MIN - 60 + 10);
+	assert_int_equal(resume_sender_ack(&s1, s1.produced, &e), 0);
+	/* trim gives an empty ring back; the second sender may now grow */
+	resume_sender_trim(&s1);
+	assert_int_equal(s1.alloc, 0);
+	assert_int_equal(b.used, RESUME_RING_MIN);
+	assert_true(resume_sender_free(&s2) > 0);
+	p = resume_sender_reserve(&s2, 10, true, &len);
+	assert_int_equal(s2.alloc, 2 * RESUME_RING_MIN);
+	assert_int_equal(len, 10);
+	assert_int_equal(drain_check(&s2, SIZE_MAX), RESUME_RING_MIN);
+	resume_sender_fini(&s1);
+	resume_sender_fini(&s2);
+	assert_int_equal(b.used, 0);
+	/* fallback with a tail of 0: nothing is kept once given to the connection */
+	resume_sender_init(&s1, 0, 0);
+	resume_sender_set_tail(&s1, 0);
+	resume_sender_set_fallback(&s1, true);
+	p = resume_sender_reserve(&s1, 50, false, &len);
+	fill(p, 0, 50);
+	resume_sender_commit(&s1, 50);
+	assert_int_equal(drain_check(&s1, 20), 20);
+	assert_true(s1.floor == 20);
+	resume_sender_fini(&s1);
+	/* overlap against any accounted offset */
+	assert_int_equal(resume_overlap(10, 4, 6), 6);
+	assert_int_equal(resume_overlap(10, 4, 9), 6);
+	assert_int_equal(resume_overlap(10, 10, 9), 0);
+	assert_int_equal(resume_overlap(10, 12, 9), 0);
+}
+
 static void test_sender_fallback_tail(void **state)
 {
 	(void)state;
@@ -442,12 +582,13 @@ static void test_sender_ready_and_answer(void **state)
 
 	struct resume_hello h;
 	resume_sender_hello(&s, 42, RESUME_FLAG_FIRST, &h);
-	assert_int_equal(h.version, 1);
+	assert_int_equal(h.version, RESUME_VERSION);
 	assert_int_equal(h.port, 42);
 	assert_int_equal(h.flags, RESUME_FLAG_FIRST);
 	assert_true(h.offset == 200);
 
-	struct resume_ready r = {.version = 1, .status = RESUME_STATUS_OK, .offset = 500};
+	struct resume_ready r = {
+	    .version = RESUME_VERSION, .status = RESUME_STATUS_OK, .offset = 500};
 	assert_int_equal(resume_sender_on_ready(&s, &r, &e), 0);
 	assert_true(s.sent == 500 && s.acked == 500 && s.floor == 500);
 	/* a gap answer: continue from our floor, report */
@@ -458,15 +599,25 @@ static void test_sender_ready_and_answer(void **state)
 	assert_int_equal(resume_sender_on_ready(&s, &r, &e), -ERANGE);
 	assert_non_null(strstr(e.msg, "gap"));
 	assert_true(s.sent == 500);
-	/* OK with an offset we cannot serve: same */
+	/* OK with an offset we cannot serve (beyond produced, or below the floor without a gap
+	 * status): refused, nothing changes, the caller gives the stream up (issue 7) */
 	r.status = RESUME_STATUS_OK;
 	r.offset = 2000;
 	drain_check(&s, 100);
-	assert_int_equal(resume_sender_on_ready(&s, &r, &e), -ERANGE);
-	assert_true(s.sent == 500 && s.acked == 500);
+	err_clear(&e);
+	assert_int_equal(resume_sender_on_ready(&s, &r, &e), -EPROTO);
+	assert_non_null(strstr(e.msg, "beyond produced"));
+	assert_true(s.sent == 600 && s.acked == 500 && s.floor == 500);
+	r.offset = 499;
+	assert_int_equal(resume_sender_on_ready(&s, &r, &e), -EPROTO);
+	assert_true(s.sent == 600 && s.acked == 500 && s.floor == 500);
+	r.offset = 500;
+	assert_int_equal(resume_sender_on_ready(&s, &r, &e), 0);
+	assert_true(s.sent == 500);
 
 	/* host side of stdin: answer the guest's HELLO */
-	struct resume_hello gh = {.version = 1, .flags = RESUME_FLAG_INPUT, .offset = 700};
+	struct resume_hello gh = {
+	    .version = RESUME_VERSION, .flags = RESUME_FLAG_INPUT, .offset = 700};
 	struct resume_ready out;
 	assert_int_equal(resume_sender_answer(&s, &gh, &out, &e), 0);
 	assert_int_equal(out.status, RESUME_STATUS_OK);
@@ -539,9 +690,9 @@ static void test_receiver_answer_and_ready(void **state)
 	resume_receiver_init(&r, 1000);
 
 	/* host, output stream: the guest retains from 800, we delivered 1000 */
-	struct resume_hello h = {.version = 1, .port = 3, .offset = 800};
+	struct resume_hello h = {.version = RESUME_VERSION, .port = 3, .offset = 800};
 	assert_int_equal(resume_receiver_answer(&r, &h, &rd, &e), 0);
-	assert_int_equal(rd.version, 1);
+	assert_int_equal(rd.version, RESUME_VERSION);
 	assert_int_equal(rd.status, RESUME_STATUS_OK);
 	assert_true(rd.offset == 1000);
 	/* the guest dropped bytes we never delivered */
@@ -558,7 +709,8 @@ static void test_receiver_answer_and_ready(void **state)
 	resume_receiver_hello(&r, 8, RESUME_FLAG_FIRST, &gh);
 	assert_int_equal(gh.flags, RESUME_FLAG_INPUT | RESUME_FLAG_FIRST);
 	assert_true(gh.offset == 1500);
-	struct resume_ready ok = {.version = 1, .status = RESUME_STATUS_OK, .offset = 1500};
+	struct resume_ready ok = {
+	    .version = RESUME_VERSION, .status = RESUME_STATUS_OK, .offset = 1500};
 	assert_int_equal(resume_receiver_on_ready(&r, &ok, &e), 0);
 	/* the host resends from below: delivered stays, the overlap is dropped */
 	ok.offset = 1400;
@@ -569,7 +721,8 @@ static void test_receiver_answer_and_ready(void **state)
 	assert_int_equal(resume_receiver_overlap(&r, 1500, 300), 0);
 	assert_int_equal(resume_receiver_overlap(&r, 1600, 300), 0);
 	/* the host reports a gap and continues ahead */
-	struct resume_ready gap = {.version = 1, .status = RESUME_STATUS_GAP, .offset = 1700};
+	struct resume_ready gap = {
+	    .version = RESUME_VERSION, .status = RESUME_STATUS_GAP, .offset = 1700};
 	assert_int_equal(resume_receiver_on_ready(&r, &gap, &e), -ERANGE);
 	assert_true(r.delivered == 1700 && r.gap_bytes == 700);
 }
@@ -585,7 +738,7 @@ static void test_conn_dialer_sender(void **state)
 	size_t used;
 	resume_conn_init(&c, RESUME_DIALER, false);
 	assert_true(c.sender);
-	struct resume_hello h = {.version = 1, .flags = RESUME_FLAG_INPUT, .port = 1};
+	struct resume_hello h = {.version = RESUME_VERSION, .flags = RESUME_FLAG_INPUT, .port = 1};
 	uint8_t hb[RESUME_HELLO_LEN];
 	assert_int_equal(resume_conn_hello(&c, &h, hb, &e), -EINVAL); /* wrong direction */
 	h.flags = RESUME_FLAG_FIRST;
@@ -594,7 +747,7 @@ static void test_conn_dialer_sender(void **state)
 
 	/* READY then three ACKs, one of them split, fed in chunks of every size */
 	uint8_t wire[RESUME_READY_LEN + 3 * RESUME_ACK_LEN];
-	struct resume_ready rd = {.version = 1, .status = 0, .offset = 77};
+	struct resume_ready rd = {.version = RESUME_VERSION, .status = 0, .offset = 77};
 	resume_ready_encode(&rd, wire);
 	resume_ack_encode(100, wire + 16);
 	resume_ack_encode(1ull << 40, wire + 24);
@@ -655,12 +808,12 @@ static void test_conn_listener_receiver(void **state)
 	uint8_t rb[RESUME_READY_LEN];
 	resume_conn_init(&c, RESUME_LISTENER, false);
 	assert_false(c.sender);
-	struct resume_ready rd = {.version = 1, .status = 0, .offset = 10};
+	struct resume_ready rd = {.version = RESUME_VERSION, .status = 0, .offset = 10};
 	assert_int_equal(resume_conn_answer(&c, &rd, rb, &e), -EINVAL); /* before HELLO */
 
 	/* HELLO and data in one read: the data waits for the answer in the caller's buffer */
 	uint8_t wire[RESUME_HELLO_LEN + 5];
-	struct resume_hello h = {.version = 1, .port = 5, .offset = 10};
+	struct resume_hello h = {.version = RESUME_VERSION, .port = 5, .offset = 10};
 	resume_hello_encode(&h, wire);
 	memcpy(wire + RESUME_HELLO_LEN, "hello", 5);
 	assert_int_equal(resume_conn_feed(&c, wire, 10, &used, &ev, &e), 0);
@@ -679,7 +832,7 @@ static void test_conn_listener_receiver(void **state)
 	/* again, answering first */
 	resume_conn_init(&c, RESUME_LISTENER, false);
 	assert_int_equal(resume_conn_feed(&c, wire, sizeof(wire), &used, &ev, &e), 1);
-	struct resume_ready bad = {.version = 1, .status = 7};
+	struct resume_ready bad = {.version = RESUME_VERSION, .status = 7};
 	assert_int_equal(resume_conn_answer(&c, &bad, rb, &e), -EINVAL);
 	rd.offset = 3; /* GAP: data continues from HELLO.offset */
 	rd.status = RESUME_STATUS_GAP;
@@ -1040,6 +1193,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_hello_layout_round_trip),
+	    cmocka_unit_test(test_hello_proof),
 	    cmocka_unit_test(test_ready_ack_layout_round_trip),
 	    cmocka_unit_test(test_partial_needs_more),
 	    cmocka_unit_test(test_malformed_rejected),
@@ -1047,6 +1201,7 @@ int main(void)
 	    cmocka_unit_test(test_sender_ack_beyond_sent_and_start),
 	    cmocka_unit_test(test_sender_capacity_wrap),
 	    cmocka_unit_test(test_sender_grows_lazily),
+	    cmocka_unit_test(test_sender_reserve_and_budget),
 	    cmocka_unit_test(test_sender_fallback_tail),
 	    cmocka_unit_test(test_sender_ready_and_answer),
 	    cmocka_unit_test(test_receiver_ack_policy),
