@@ -20,6 +20,8 @@
 #define MIG_HDR_VERSION       1
 #define MIG_HDR_TIMEOUT_S     60.0
 #define DOWNTIME_LIMIT_MAX_MS 2000000 /* QEMU's bound (2000 s): "switch over now" */
+#define STATS_TRIES           100     /* query-migrate until the times are there ... */
+#define STATS_RETRY_S         0.002   /* ... every 2 ms */
 
 static int64_t real_ns(void)
 {
@@ -109,11 +111,15 @@ int qemu_mig_options_args(const struct qemu_machine *m, const struct vmm_mig_opt
 
 /* ======================= session state ======================= */
 
+static void on_stats_retry(struct ev_loop *loop, ev_timer *w, int revents);
+
 void qemu_mig_init(struct qemu_vm *vm)
 {
 	vm->mig.sock = -1;
 	ev_io_init(&vm->mig.sock_w, NULL, -1, EV_READ);
 	ev_timer_init(&vm->mig.hdr_timer, NULL, 0., 0.);
+	ev_timer_init(&vm->mig.stats_w, on_stats_retry, 0., 0.);
+	vm->mig.stats_w.data = vm;
 }
 
 static void close_sock(struct qemu_vm *vm)
@@ -135,11 +141,13 @@ static void reset_session(struct qemu_vm *vm)
 	free(vm->mig.blob);
 	qemu_compat_fini(&vm->mig.local);
 	qemu_compat_fini(&vm->mig.peer);
+	ev_timer_stop(vm->loop, &vm->mig.stats_w);
 	ev_io sw = vm->mig.sock_w;
-	ev_timer ht = vm->mig.hdr_timer;
+	ev_timer ht = vm->mig.hdr_timer, stw = vm->mig.stats_w;
 	memset(&vm->mig, 0, sizeof(vm->mig));
 	vm->mig.sock_w = sw;
 	vm->mig.hdr_timer = ht;
+	vm->mig.stats_w = stw;
 	vm->mig.sock = -1;
 	vm->mig.stats = stats;
 }
@@ -151,6 +159,7 @@ void qemu_mig_fini(struct qemu_vm *vm)
 
 void qemu_mig_on_exit(struct qemu_vm *vm)
 {
+	ev_timer_stop(vm->loop, &vm->mig.stats_w);
 	close_sock(vm);
 	vm->mig.migrating = false;
 }
@@ -550,8 +559,13 @@ int qemu_mig_transfer(struct vmm *v, vmm_done_fn done, void *arg, struct err *e)
 
 static int ret_stats(struct qemu_vm *vm, json_t *ret, struct err *e)
 {
-	(void)e;
 	struct qemu_mig_stats *s = &vm->mig.stats;
+	/* QEMU announces "completed" a moment before it computes the times: ask again. */
+	if (json_integer_value(json_object_get(ret, "total-time")) == 0 &&
+	    json_string_value(json_object_get(ret, "status")) &&
+	    strcmp(json_string_value(json_object_get(ret, "status")), "completed") == 0 &&
+	    vm->mig.stats_tries++ < STATS_TRIES)
+		return err_set(e, -EAGAIN, "times not computed yet");
 	json_t *ram = json_object_get(ret, "ram");
 	s->total_ms = (uint64_t)json_integer_value(json_object_get(ret, "total-time"));
 	s->downtime_ms = (uint64_t)json_integer_value(json_object_get(ret, "downtime"));
@@ -563,10 +577,28 @@ static int ret_stats(struct qemu_vm *vm, json_t *ret, struct err *e)
 	return 0;
 }
 
+static void query_stats(struct qemu_vm *vm);
+
+static void on_stats_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct qemu_vm *vm = w->data;
+	reenter_enter(&vm->re);
+	query_stats(vm);
+	if (reenter_leave(&vm->re))
+		qvm_destroy(vm);
+}
+
 static void source_completed(struct qemu_vm *vm, int status, const struct err *e)
 {
 	(void)e;
-	(void)status; /* without stats the notifications still go, with zeros */
+	if (status == -EAGAIN) {
+		ev_timer_set(&vm->mig.stats_w, STATS_RETRY_S, 0.);
+		ev_timer_start(vm->loop, &vm->mig.stats_w);
+		return;
+	}
+	/* without stats the notifications still go, with zeros */
 	struct qemu_mig_stats *s = &vm->mig.stats;
 	int64_t stop = vm->mig.stop_real_ns ? vm->mig.stop_real_ns : real_ns();
 	struct vmm_notification x = {.has_blackout = true,
@@ -597,6 +629,14 @@ static void source_failed(struct qemu_vm *vm, int status, const struct err *e)
 		return;
 	qvm_finish(vm, V_MIG_TRANSFER, -EIO, &f);
 	qvm_finish(vm, V_MIG_CANCEL, 0, NULL);
+}
+
+static void query_stats(struct qemu_vm *vm)
+{
+	struct err e;
+	struct qstep s = {.execute = "query-migrate", .fd = -1, .on_ret = ret_stats};
+	if (qvm_chain(vm, &s, 1, source_completed, &e) < 0)
+		source_completed(vm, e.code == -EAGAIN ? -EIO : e.code, &e);
 }
 
 /* SETUP_DONE once per transfer, before anything else: QEMU announces the first RAM pass
@@ -637,9 +677,8 @@ static void on_status(struct qemu_vm *vm, const char *status)
 			qvm_finish(vm, V_MIG_TRANSFER, 0, NULL);
 			return;
 		}
-		struct qstep s = {.execute = "query-migrate", .fd = -1, .on_ret = ret_stats};
-		if (qvm_chain(vm, &s, 1, source_completed, &e) < 0)
-			source_completed(vm, e.code, &e);
+		vm->mig.stats_tries = 0;
+		query_stats(vm);
 	} else if (strcmp(status, "failed") == 0) {
 		terminal(vm);
 		if (!src) {

@@ -98,6 +98,8 @@ struct qvm_mig {
 	unsigned passes;      /* MIGRATION_PASS events of this transfer */
 	int64_t stop_real_ns; /* CLOCK_REALTIME of the source's STOP (blackout start) */
 	struct qemu_mig_stats stats;
+	ev_timer stats_w; /* query-migrate again (times not computed yet) */
+	unsigned stats_tries;
 };
 
 struct qemu_vm {
