@@ -178,7 +178,10 @@ test: deps
 # The VM end-to-end tests (real QEMU guests, network namespaces: root).  Not part of `test`.
 e2e: deps
 	@$(MAKE) --no-print-directory all vm-image
-	@BUILD=$(BUILD) TEST_TIMEOUT=$${TEST_TIMEOUT:-900} sh tests/scripts/run-tests.sh $(E2E_BINS)
+	@rm -f $(BUILD)/e2e-figures.txt
+	@BUILD=$(BUILD) TEST_TIMEOUT=$${TEST_TIMEOUT:-900} sh tests/scripts/run-tests.sh $(E2E_BINS); \
+		rc=$$?; [ -f $(BUILD)/e2e-figures.txt ] && echo "e2e figures:" && \
+		cat $(BUILD)/e2e-figures.txt; exit $$rc
 
 include vm-images/vm-images.mk
 

@@ -251,17 +251,9 @@ static unsigned container_up(struct fx *f, struct vmhost *h)
 static char *slurp(struct fx *f, const char *name, size_t *len)
 {
 	_cleanup_free_ char *path = xasprintf("%s/%s", f->dir, name);
-	FILE *fp = fopen(path, "re");
-	assert_non_null(fp);
-	size_t cap = 1 << 16, n = 0, r;
-	char *t = xmalloc(cap);
-	while ((r = fread(t + n, 1, cap - n - 1, fp)) > 0)
-		if ((n += r) + 1 >= cap)
-			t = xrealloc(t, cap *= 2);
-	fclose(fp);
-	t[n] = '\0';
-	if (len)
-		*len = n;
+	char *t = testenv_read_file(path, len);
+	if (!t)
+		fail_msg("cannot read %s", path);
 	return t;
 }
 

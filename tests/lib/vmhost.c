@@ -121,18 +121,7 @@ static char *path_of(struct host *h, const char *p)
 static char *read_file(struct host *h, const char *p, size_t *len)
 {
 	_cleanup_free_ char *path = path_of(h, p);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return NULL;
-	size_t cap = 1 << 16, n = 0, r;
-	char *t = xmalloc(cap);
-	while ((r = fread(t + n, 1, cap - n - 1, f)) > 0)
-		if ((n += r) + 1 >= cap)
-			t = xrealloc(t, cap *= 2);
-	fclose(f);
-	t[n] = '\0';
-	*len = n;
-	return t;
+	return testenv_read_file(path, len);
 }
 
 static int write_file(struct host *h, const char *p, const void *data, size_t n)

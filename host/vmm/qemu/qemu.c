@@ -118,6 +118,18 @@ static void chain_end(struct qchain *c, int status, const struct err *e)
 		then(vm, status, e);
 }
 
+/* Close QMP and forget every chain in flight (QEMU is gone or going). */
+static void drop_qmp(struct qemu_vm *vm)
+{
+	qmp_free(vm->qmp);
+	vm->qmp = NULL;
+	while (vm->chains) {
+		struct qchain *c = vm->chains;
+		vm->chains = c->next;
+		chain_free(c);
+	}
+}
+
 static void on_chain_reply(struct qmp *q, int status, json_t *ret, const struct err *e, void *ud)
 {
 	(void)q;
@@ -449,13 +461,7 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents)
 	vm->pid = 0;
 	ev_timer_stop(loop, &vm->stop_timer);
 	ev_timer_stop(loop, &vm->det_timer);
-	qmp_free(vm->qmp);
-	vm->qmp = NULL;
-	while (vm->chains) {
-		struct qchain *c = vm->chains;
-		vm->chains = c->next;
-		chain_free(c);
-	}
+	drop_qmp(vm);
 	qemu_mig_on_exit(vm);
 	struct err e;
 	err_set(&e, -ECHILD, "qemu exited (status %d): %s", status, tail[0] ? tail : "no output");
@@ -807,13 +813,7 @@ static void stop_all(struct qemu_vm *vm)
 	ev_child_stop(vm->loop, &vm->child_w);
 	ev_child_stop(vm->loop, &vm->probe_w);
 	qemu_mig_fini(vm);
-	qmp_free(vm->qmp);
-	vm->qmp = NULL;
-	while (vm->chains) {
-		struct qchain *c = vm->chains;
-		vm->chains = c->next;
-		chain_free(c);
-	}
+	drop_qmp(vm);
 	if (vm->pid > 0)
 		reap_later(vm->loop, vm->pid);
 	if (vm->probe_pid > 0)
