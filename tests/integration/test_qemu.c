@@ -44,6 +44,7 @@ struct vmx {
 	enum vmm_phase_state states[MAX_NOTES];
 	struct vmm_notification last_blackout;
 	int n_notes;
+	enum vmm_phase free_at; /* free the VM inside this notification (0: never) */
 	/* last completion */
 	bool done;
 	int status;
@@ -69,6 +70,10 @@ static void on_note(struct vmm *vm, const struct vmm_notification *n, void *arg)
 	x->states[x->n_notes++] = n->state;
 	if (n->phase == VMM_PHASE_BLACKOUT_EXITED)
 		x->last_blackout = *n;
+	if (x->free_at && n->phase == x->free_at) {
+		vmm_free(x->vm);
+		x->vm = NULL;
+	}
 }
 
 static void on_done(struct vmm *vm, int status, const struct err *e, void *arg)
@@ -570,6 +575,23 @@ static void test_cancel_during_transfer(void **state)
 	pair_free(&p);
 }
 
+/* The owner frees the VM from inside a notification (QMP event path), then from inside a
+ * completion: nothing of it may be touched afterwards (ASan checks in the SAN build). */
+static void test_free_inside_callbacks(void **state)
+{
+	(void)state;
+	struct pair p;
+	assert_int_equal(pair_setup(&p, machine(free_base(), 64), NULL, false), 0);
+	p.src->free_at = VMM_PHASE_TRANSFER_IN_PROGRESS;
+	mig_start_both(&p, 3, 3);
+	while (p.src->vm)
+		run_for(0.01);
+	/* the destination loses its stream */
+	assert_true(wait_done(p.dst) < 0);
+	run_for(0.2);
+	pair_free(&p);
+}
+
 static void test_session_mismatch(void **state)
 {
 	(void)state;
@@ -613,6 +635,7 @@ int main(void)
 	    cmocka_unit_test(test_missing_device_refused),
 	    cmocka_unit_test(test_cancel_during_transfer),
 	    cmocka_unit_test(test_session_mismatch),
+	    cmocka_unit_test(test_free_inside_callbacks),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -253,6 +253,7 @@ void qvm_log_tail(struct qemu_vm *vm, char *out, size_t n)
 static void on_qmp_ready(struct qmp *q, int status, const struct err *e, void *ud);
 static void on_qmp_event(struct qmp *q, const char *name, json_t *data, int64_t ts, void *ud);
 static void on_qmp_close(struct qmp *q, const struct err *why, void *ud);
+static void qmp_ready_cb(struct qemu_vm *vm, int status, const struct err *e);
 static const struct qmp_ops qmp_ops = {
     .on_ready = on_qmp_ready, .on_event = on_qmp_event, .on_close = on_qmp_close};
 
@@ -414,6 +415,14 @@ static void on_qmp_ready(struct qmp *q, int status, const struct err *e, void *u
 {
 	(void)q;
 	struct qemu_vm *vm = ud;
+	reenter_enter(&vm->re);
+	qmp_ready_cb(vm, status, e);
+	if (reenter_leave(&vm->re))
+		qvm_destroy(vm);
+}
+
+static void qmp_ready_cb(struct qemu_vm *vm, int status, const struct err *e)
+{
 	if (status == 0) {
 		void (*after)(struct qemu_vm *, int, const struct err *) = vm->after_launch;
 		vm->st = QS_PAUSED;
@@ -762,12 +771,19 @@ static void on_qmp_event(struct qmp *q, const char *name, json_t *data, int64_t 
 	(void)q;
 	(void)ts;
 	struct qemu_vm *vm = ud;
-	for (size_t i = 0; i < sizeof(event_table) / sizeof(event_table[0]); i++)
-		if (strcmp(event_table[i].name, name) == 0) {
-			event_table[i].fn(vm, name, data);
-			return;
-		}
-	log_debug("qemu: event %s", name);
+	size_t i = 0;
+	while (i < sizeof(event_table) / sizeof(event_table[0]) &&
+	       strcmp(event_table[i].name, name) != 0)
+		i++;
+	if (i == sizeof(event_table) / sizeof(event_table[0])) {
+		log_debug("qemu: event %s", name);
+		return;
+	}
+	/* The handlers may notify the owner, who may free the VM. */
+	reenter_enter(&vm->re);
+	event_table[i].fn(vm, name, data);
+	if (reenter_leave(&vm->re))
+		qvm_destroy(vm);
 }
 
 /* ======================= describe, create, free ======================= */
