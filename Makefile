@@ -12,6 +12,8 @@
 #   make demo      deps + build + run the demonstration
 #   make bench     build and run the benchmarks
 #   make fuzz      run every fuzz harness for FUZZ_SECONDS each (clang/libFuzzer)
+#   make vm-image  build the guest image (kernel + initramfs) under $(BUILD)/vm-image
+#   make e2e       deps + guest image + the VM end-to-end tests (tests/e2e, as root; not in `test`)
 #   make format / format-check / lint
 
 CC ?= gcc
@@ -90,23 +92,26 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 INTEG_SRC := $(wildcard tests/integration/test_*.c)
 BENCH_SRC := $(wildcard tests/bench/*.c)
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
+E2E_SRC := $(wildcard tests/e2e/test_*.c)
 UNIT_BINS := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRC))
+E2E_BINS := $(patsubst %.c,$(BUILD)/%,$(E2E_SRC))
 INTEG_BINS := $(patsubst %.c,$(BUILD)/%,$(INTEG_SRC))
 BENCH_BINS := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRC))
 LIBTEST := $(BUILD)/libtest.a
 
 # Keep test objects (otherwise make deletes them as intermediates and rebuilds later).
-.SECONDARY: $(call obj,$(UNIT_SRC) $(INTEG_SRC) $(BENCH_SRC)) $(PROTO_C) $(PROTO_H)
+.SECONDARY: $(call obj,$(UNIT_SRC) $(INTEG_SRC) $(BENCH_SRC) $(E2E_SRC)) $(PROTO_C) $(PROTO_H)
 V ?=
 Q = $(if $(V),,@)
 
-.PHONY: all deps test unit integration demo bench fuzz format format-check lint clean rootfs go-peers
-all: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(BENCH_BINS)
+.PHONY: all deps test unit integration demo bench fuzz format format-check lint clean rootfs go-peers e2e
+all: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(BENCH_BINS) $(E2E_BINS)
 
 DEB_PACKAGES = build-essential pkg-config libev-dev libjansson-dev libcmocka-dev \
 	protobuf-c-compiler libprotobuf-c-dev protobuf-compiler busybox-static crun \
 	clang libclang-rt-14-dev clang-format clang-tidy cppcheck iproute2 util-linux procps file \
-	libprotobuf-dev golang-go golang-github-containerd-ttrpc-dev
+	libprotobuf-dev golang-go golang-github-containerd-ttrpc-dev qemu-system-x86 qemu-utils kmod \
+	cpio xz-utils e2fsprogs binutils
 deps:
 	@sh tests/scripts/deps.sh $(DEB_PACKAGES)
 
@@ -186,6 +191,16 @@ $(foreach p,$(patsubst tests/interop/%/,%,$(GO_PEER_DIRS)),$(eval $(call go_peer
 test: deps
 	@$(MAKE) --no-print-directory all go-peers
 	@BUILD=$(BUILD) sh tests/scripts/run-tests.sh $(UNIT_BINS) $(INTEG_BINS)
+
+# The VM end-to-end tests (real QEMU guests, network namespaces: root).  Not part of `test`.
+e2e: deps
+	@$(MAKE) --no-print-directory all vm-image
+	@rm -f $(BUILD)/e2e-figures.txt
+	@BUILD=$(BUILD) TEST_TIMEOUT=$${TEST_TIMEOUT:-900} sh tests/scripts/run-tests.sh $(E2E_BINS); \
+		rc=$$?; [ -f $(BUILD)/e2e-figures.txt ] && echo "e2e figures:" && \
+		cat $(BUILD)/e2e-figures.txt; exit $$rc
+
+include vm-images/vm-images.mk
 
 bench: all go-peers
 	@for b in $(BENCH_BINS); do echo "== $$b"; BUILD=$(BUILD) $$b || exit 1; done

@@ -1,5 +1,5 @@
 /* Storage primitives for ferry-gcs's UVM-level ModifySettings handlers: sysfs lookups for
- * Hyper-V SCSI disks, superblock-based filesystem detection and the mount(2) sequences for
+ * SCSI disks (Hyper-V vmbus controllers, or QEMU virtio-scsi ones at fixed PCI slots), superblock-based filesystem detection and the mount(2) sequences for
  * disks, overlay layers, 9p shares and unmounting.  Each call is a few syscalls; waiting
  * and retrying live in the caller so that the event loop is never held up here. */
 #include "guest/mounts.h"
@@ -31,23 +31,27 @@ const char *mounts_scsi_controller_guid(uint8_t index)
 	return index < MOUNTS_SCSI_CONTROLLERS ? scsi_guids[index] : NULL;
 }
 
-static int scsi_host_number(const char *sysfs, uint8_t controller, unsigned *host, struct err *e)
+/* The number N of the single "host<N>" entry of dir: 0, -ENOENT (no such entry, or no dir),
+ * or another -errno.  With `prefix` set, the entry is searched one level down, in the first
+ * sub-directory whose name starts with it (a virtio device: "virtio<M>/host<N>"). */
+static int find_host_entry(const char *dir, const char *prefix, unsigned *host, struct err *e)
 {
-	const char *guid = mounts_scsi_controller_guid(controller);
-	if (!guid)
-		return err_set(e, -EINVAL, "scsi controller %u out of range (0..%d)", controller,
-		               MOUNTS_SCSI_CONTROLLERS - 1);
-	_cleanup_free_ char *dir = xasprintf("%s/bus/vmbus/devices/%s", sysfs, guid);
 	DIR *d = opendir(dir);
 	if (!d) {
 		if (errno == ENOENT || errno == ENOTDIR)
-			return err_set(e, -ENOENT, "scsi controller %u (%s) not present",
-			               controller, guid);
+			return err_set(e, -ENOENT, "%s not present", dir);
 		return err_sys(e, -errno, "open %s", dir);
 	}
-	int r = err_set(e, -ENOENT, "scsi controller %u: no host entry under %s", controller, dir);
+	int r = err_set(e, -ENOENT, "no scsi host entry under %s", dir);
 	struct dirent *de;
 	while ((de = readdir(d))) {
+		if (prefix) {
+			if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+				continue;
+			_cleanup_free_ char *sub = xasprintf("%s/%s", dir, de->d_name);
+			r = find_host_entry(sub, NULL, host, e);
+			break;
+		}
 		/* exactly "host<decimal>" */
 		const char *num = de->d_name + 4;
 		char *end;
@@ -63,6 +67,28 @@ static int scsi_host_number(const char *sysfs, uint8_t controller, unsigned *hos
 	}
 	closedir(d);
 	return r;
+}
+
+static int scsi_host_number(const char *sysfs, uint8_t controller, unsigned *host, struct err *e)
+{
+	const char *guid = mounts_scsi_controller_guid(controller);
+	if (!guid)
+		return err_set(e, -EINVAL, "scsi controller %u out of range (0..%d)", controller,
+		               MOUNTS_SCSI_CONTROLLERS - 1);
+	/* Hyper-V: the controller's vmbus device. */
+	_cleanup_free_ char *dir = xasprintf("%s/bus/vmbus/devices/%s", sysfs, guid);
+	int r = find_host_entry(dir, NULL, host, e);
+	if (r != -ENOENT)
+		return r;
+	/* QEMU/KVM: a virtio-scsi PCI function at the slot of ferry's convention. */
+	_cleanup_free_ char *pci = xasprintf("%s/bus/pci/devices/0000:00:%02x.0", sysfs,
+	                                     MOUNTS_VIRTIO_SCSI_SLOT0 + controller);
+	if (find_host_entry(pci, "virtio", host, e) == 0)
+		return 0;
+	return err_set(e, -ENOENT,
+	               "scsi controller %u not present (no vmbus device %s, no virtio-scsi at "
+	               "pci 00:%02x.0)",
+	               controller, guid, MOUNTS_VIRTIO_SCSI_SLOT0 + controller);
 }
 
 int mounts_scsi_find(const char *sysfs, uint8_t controller, uint8_t lun, char *dev, size_t n,

@@ -22,8 +22,13 @@
 /* The vmbus instance GUID of SCSI controller `index` (0..3), or NULL when out of range. */
 const char *mounts_scsi_controller_guid(uint8_t index);
 
+/* On QEMU (ferry's qemu backend, docs/qemu.md) SCSI controller i is a virtio-scsi-pci
+ * function at PCI 0000:00:(MOUNTS_VIRTIO_SCSI_SLOT0 + i).0 of the root bus. */
+#define MOUNTS_VIRTIO_SCSI_SLOT0 0x10
+
 /* Find the block device of SCSI (controller, lun): the SCSI host number N from
- * `<sysfs>/bus/vmbus/devices/<guid>/host<N>`, then the single entry of
+ * `<sysfs>/bus/vmbus/devices/<guid>/host<N>` (Hyper-V) or, when that controller is absent,
+ * `<sysfs>/bus/pci/devices/0000:00:<slot>.0/virtio<M>/host<N>` (QEMU), then the single entry of
  * `<sysfs>/bus/scsi/devices/<N>:0:0:<lun>/block/`.  On success writes "/dev/<name>" into
  * `dev` (size n) and returns 0.  Returns -ENOENT (with a message naming what is missing)
  * when the controller or the disk is not there (yet): callers retry within a deadline;

@@ -151,6 +151,16 @@ static void scsi_poll(struct ev_loop *loop, ev_timer *w, int revents)
 		size_t n = strlen(dev);
 		snprintf(dev + n, sizeof(dev) - n, "%llu", (unsigned long long)d->partition);
 	}
+	/* sysfs shows a hot-added disk before devtmpfs has made its node (ENOENT) and before
+	 * the disk driver finished with it (ENXIO): wait for both, within the same deadline. */
+	int probe = open(dev, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (probe >= 0)
+		close(probe);
+	else if ((errno == ENOENT || errno == ENXIO) && mono_ns() < s->deadline_ns) {
+		ev_timer_set(&s->timer, SCSI_POLL_MS / 1000.0, 0.0);
+		ev_timer_start(r->g->loop, &s->timer);
+		return;
+	}
 	rc = mvd_mount(r->g, d, dev, &e);
 	if (rc == 0)
 		log_info("scsi disk controller=%u lun=%u dev=%s at %s", d->controller, d->lun, dev,

@@ -154,3 +154,20 @@ void testenv_rm_rf(const char *path)
 	if (path && access(path, F_OK) == 0)
 		nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
+
+char *testenv_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return NULL;
+	size_t cap = 1 << 16, n = 0, r;
+	char *t = xmalloc(cap);
+	while ((r = fread(t + n, 1, cap - n - 1, f)) > 0)
+		if ((n += r) + 1 >= cap)
+			t = xrealloc(t, cap *= 2);
+	fclose(f);
+	t[n] = '\0';
+	if (len)
+		*len = n;
+	return t;
+}

@@ -37,6 +37,10 @@ json_t *testenv_oci_process(const char *const args[], bool terminal);
  * removes the tree with testenv_rm_rf.  NULL + e on failure. */
 char *testenv_mkdtemp(const char *prefix, struct err *e);
 
+/* A whole file as a NUL-terminated string (caller frees); *len (may be NULL) gets its length
+ * without the NUL.  NULL when it cannot be opened. */
+char *testenv_read_file(const char *path, size_t *len);
+
 /* rm -rf that does not cross mount points.  NULL-safe. */
 void testenv_rm_rf(const char *path);
 

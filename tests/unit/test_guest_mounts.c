@@ -85,6 +85,41 @@ static void test_scsi_find(void **state)
 	assert_string_equal(mounts_scsi_controller_guid(3), "305891a9-b251-5dfe-91a2-c25d9212275b");
 }
 
+/* QEMU: controller i is the virtio-scsi function at PCI 00:(0x10+i).0 (docs/qemu.md). */
+static void test_scsi_find_virtio(void **state)
+{
+	struct fx *f = *state;
+	char dev[64];
+	struct err e;
+	/* the PCI function exists but its virtio device has no host yet */
+	mkpath(f->dir, "bus/pci/devices/0000:00:11.0/virtio2");
+	assert_int_equal(mounts_scsi_find(f->dir, 1, 0, dev, sizeof(dev), &e), -ENOENT);
+	assert_non_null(strstr(e.msg, "pci 00:11.0"));
+	mkpath(f->dir, "bus/pci/devices/0000:00:11.0/virtio2/host3");
+	mkpath(f->dir, "bus/scsi/devices/3:0:0:0/block/sdb");
+	assert_int_equal(mounts_scsi_find(f->dir, 1, 0, dev, sizeof(dev), &e), 0);
+	assert_string_equal(dev, "/dev/sdb");
+	/* controller 0 would be slot 0x10: absent */
+	assert_int_equal(mounts_scsi_find(f->dir, 0, 0, dev, sizeof(dev), &e), -ENOENT);
+	/* a vmbus controller of the same index wins (Hyper-V) */
+	mkpath(f->dir, "bus/vmbus/devices/0110f83b-de10-5172-a266-78bca56bf50a/host7");
+	mkpath(f->dir, "bus/scsi/devices/7:0:0:0/block/sdh");
+	assert_int_equal(mounts_scsi_find(f->dir, 1, 0, dev, sizeof(dev), &e), 0);
+	assert_string_equal(dev, "/dev/sdh");
+	/* remove goes through the same lookup */
+	char del[256];
+	mkpath(f->dir, "bus/scsi/devices/3:0:0:0");
+	mkpath(f->dir, "bus/pci/devices/0000:00:10.0/virtio0/host3");
+	snprintf(del, sizeof(del), "%s/bus/scsi/devices/3:0:0:0/delete", f->dir);
+	write_at(del, "", 0, 0);
+	assert_int_equal(mounts_scsi_remove(f->dir, 0, 0, &e), 0);
+	char buf[8] = "";
+	int fd = open(del, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 2);
+	close(fd);
+}
+
 static void test_scsi_remove(void **state)
 {
 	struct fx *f = *state;
@@ -282,6 +317,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_scsi_find, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_scsi_find_virtio, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_scsi_remove, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_detect_fs, setup, teardown),
 	    cmocka_unit_test(test_overlay_data),
