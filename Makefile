@@ -221,10 +221,11 @@ WIN_STAMPS := $(addprefix $(WIN_DEPS)/stamp/,jansson protobuf-c cmocka libev)
 # Format strings are checked by the Linux build: mingw's `printf` archetype is Microsoft's,
 # which knows no %zu, while the code runs with mingw's C99 printf (__USE_MINGW_ANSI_STDIO).
 WIN_CFLAGS = -std=gnu11 $(WARN) -Wno-format -D_GNU_SOURCE -D__USE_MINGW_ANSI_STDIO=1 \
-	-D_WIN32_WINNT=0x0A00 -I. -I$(BUILD)/gen/proto -I$(WIN_PREFIX)/include \
-	-I$(WIN_DEPS)/src/libev -O2 -g -MMD -MP
+	-D_WIN32_WINNT=0x0A00 -I. -I$(BUILD)/gen/proto -isystem $(WIN_PREFIX)/include \
+	-isystem $(WIN_DEPS)/src/libev -O2 -g -MMD -MP
 WIN_LDFLAGS = -static
-WIN_LDLIBS = $(WIN_PREFIX)/lib/libjansson.a $(WIN_PREFIX)/lib/libprotobuf-c.a -lws2_32
+WIN_LDLIBS = $(WIN_PREFIX)/lib/libjansson.a $(WIN_PREFIX)/lib/libprotobuf-c.a -lws2_32 \
+	-lwinpthread
 WIN_TEST_LDLIBS = $(WIN_PREFIX)/lib/libcmocka-static.a
 
 wobj = $(patsubst %.c,$(WIN_BUILD)/obj/%.o,$(1))
@@ -288,10 +289,10 @@ $(WIN_BUILD)/tests/%.exe: $(WIN_BUILD)/obj/tests/%.o $(WIN_LIBTEST) $(WIN_LIBS)
 # The stand-in computecore.dll (tests/windows/computecore/): exports what the real one does,
 # records every call and the documents it receives.
 $(WIN_STANDIN): $(call wobj,$(WIN_STANDIN_SRC)) tests/windows/computecore/computecore.def \
-		$(WIN_LIBCOMMON)
+		$(WIN_LIBVMM) $(WIN_LIBCOMMON)
 	@$(if $(V),,echo "  WINDLL  $@")
 	$(Q)$(WIN_CC) -shared $(WIN_LDFLAGS) -o $@ $(call wobj,$(WIN_STANDIN_SRC)) \
-		tests/windows/computecore/computecore.def $(WIN_LIBCOMMON) $(WIN_LDLIBS)
+		tests/windows/computecore/computecore.def $(WIN_LIBVMM) $(WIN_LIBCOMMON) $(WIN_LDLIBS)
 
 windows-test: windows
 	@WINE="$(WINE)" WIN_BUILD=$(WIN_BUILD) sh tests/scripts/win-test.sh $(WIN_TESTS)

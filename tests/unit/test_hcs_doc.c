@@ -26,6 +26,15 @@ static const char *text(struct buf *b)
 	return out_text;
 }
 
+/* Only memory_transport TCP set. */
+static struct vmm_mig_options tcp_only(void)
+{
+	struct vmm_mig_options o;
+	memset(&o, 0, sizeof(o));
+	o.memory_transport = 1;
+	return o;
+}
+
 static struct vmm_mig_options full_options(void)
 {
 	struct vmm_mig_options o;
@@ -102,9 +111,7 @@ static void test_init_options_nested(void **state)
 	struct buf b;
 	struct err e = {0};
 	buf_init(&b);
-	struct vmm_mig_options o;
-	memset(&o, 0, sizeof(o));
-	o.memory_transport = 1;
+	struct vmm_mig_options o = tcp_only();
 	assert_int_equal(hcs_doc_init_options(&b, &o, VMM_ORIGIN_SOURCE, NULL, 0, &e), 0);
 	assert_string_equal(text(&b), "{\"Origin\":\"Source\",\"MemoryTransport\":\"TCP\"}");
 	o.has_throttle = true;
@@ -127,9 +134,7 @@ static void test_init_options_uint8(void **state)
 	struct buf b;
 	struct err e = {0};
 	buf_init(&b);
-	struct vmm_mig_options o;
-	memset(&o, 0, sizeof(o));
-	o.memory_transport = 1;
+	struct vmm_mig_options o = tcp_only();
 	o.has_throttle = true;
 	o.throttle.has_minimum_throttle_percentage = true;
 	o.throttle.minimum_throttle_percentage = 300;
