@@ -254,6 +254,13 @@ BOOL WINAPI DllMain(HINSTANCE inst, DWORD reason, LPVOID reserved)
 	(void)inst;
 	(void)reserved;
 	if (reason == DLL_PROCESS_ATTACH) {
+		/* HCS is a service that outlives its clients; this stand-in lives in the process
+		 * and its worker thread runs its code: pin it, so that the last FreeLibrary of a
+		 * client does not unmap code a thread is still in */
+		HMODULE self;
+		GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_PIN |
+		                       GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS,
+		                   (LPCWSTR)(void *)DllMain, &self);
 		InitializeCriticalSection(&lock);
 		InitializeConditionVariable(&work_cv);
 		log_calls = json_array();
