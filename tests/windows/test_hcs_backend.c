@@ -371,6 +371,20 @@ static void test_source_migration(void **state)
 	json_decref(log);
 }
 
+/* VirtualMachine.MigrationOptions of describe()'s document (a new reference), or NULL. */
+static json_t *migration_options(struct fx *f)
+{
+	struct err e = {0};
+	json_t *d = f->vm->ops->describe(f->vm, &e);
+	assert_non_null(d);
+	json_t *mo =
+	    json_object_get(json_object_get(json_object_get(d, "ComputeSystem"), "VirtualMachine"),
+	                    "MigrationOptions");
+	json_incref(mo);
+	json_decref(d);
+	return mo;
+}
+
 static void test_destination_migration(void **state)
 {
 	struct fx *f = *state;
@@ -385,10 +399,15 @@ static void test_destination_migration(void **state)
 	                 -EINVAL);
 	assert_non_null(strstr(f->msg, "compatibility data does not match"));
 	assert_null(f->vm->ops->guest_transport(f->vm));
+	assert_null(migration_options(f));
 	assert_int_equal(RUN(f, f->vm->ops->mig_prepare_dest(f->vm, &o, (const uint8_t *)COMPAT,
 	                                                     strlen(COMPAT), on_done, f, E)),
 	                 0);
 	assert_non_null(f->vm->ops->guest_transport(f->vm));
+	/* describe() now is the machine HCS created, MigrationOptions included */
+	json_t *mo = migration_options(f);
+	assert_string_equal(json_string_value(json_object_get(mo, "Origin")), "Destination");
+	json_decref(mo);
 	assert_int_equal(
 	    RUN(f, f->vm->ops->mig_start(f->vm, mig_socket(f), SESSION_DST, on_done, f, E)), 0);
 	assert_int_equal(RUN(f, f->vm->ops->mig_transfer(f->vm, on_done, f, E)), 0);

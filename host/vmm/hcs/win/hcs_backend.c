@@ -76,6 +76,8 @@ struct pending {
 	unsigned ctrl, lun;
 	struct vmm_disk disk; /* scsi_attach (strings owned) */
 	bool detach;
+	json_t
+	    *doc; /* mig_prepare_dest: the document with MigrationOptions, the VM's once created */
 };
 
 struct hcs_vm {
@@ -125,13 +127,20 @@ static void free_disk(struct vmm_disk *d)
 	memset(d, 0, sizeof(*d));
 }
 
+/* Release what a verb slot owns and clear it. */
+static void clear_pending(struct pending *p)
+{
+	free_disk(&p->disk);
+	json_decref(p->doc);
+	memset(p, 0, sizeof(*p));
+}
+
 /* Complete verb v: clear its slot first (the callback may start the next one), then call
  * back.  The VM may be gone when this returns. */
 static void finish(struct hcs_vm *vm, enum hcs_vm_verb v, int status, const struct err *e)
 {
 	struct pending p = vm->pend[v];
-	free_disk(&vm->pend[v].disk);
-	memset(&vm->pend[v], 0, sizeof(vm->pend[v]));
+	clear_pending(&vm->pend[v]);
 	if (p.done)
 		p.done(&vm->base, status, e, p.arg);
 }
@@ -228,8 +237,7 @@ static int begin(struct hcs_vm *vm, enum hcs_vm_verb v, bool resume, vmm_done_fn
 /* A verb that failed synchronously: free its slot, hand the error back. */
 static int refuse(struct hcs_vm *vm, enum hcs_vm_verb v, int r)
 {
-	free_disk(&vm->pend[v].disk);
-	memset(&vm->pend[v], 0, sizeof(vm->pend[v]));
+	clear_pending(&vm->pend[v]);
 	return r;
 }
 
@@ -460,17 +468,14 @@ static int hcs_mig_prepare_dest(struct vmm *base, const struct vmm_mig_options *
 	if (!doc)
 		return e->code;
 	r = begin(vm, HCS_VERB_MIG_PREPARE_DEST, false, done, arg, e);
-	if (r >= 0) {
-		vm->origin = VMM_ORIGIN_DESTINATION;
-		r = create_system(vm, HCS_VERB_MIG_PREPARE_DEST, doc, e);
+	if (r < 0) {
+		json_decref(doc);
+		return r;
 	}
-	if (r >= 0) { /* the VM now is what HCS was given */
-		json_decref(vm->doc);
-		vm->doc = doc;
-		return 0;
-	}
-	json_decref(doc);
-	return refuse(vm, HCS_VERB_MIG_PREPARE_DEST, r);
+	vm->pend[HCS_VERB_MIG_PREPARE_DEST].doc = doc; /* the VM's once HCS has created it */
+	vm->origin = VMM_ORIGIN_DESTINATION;
+	r = create_system(vm, HCS_VERB_MIG_PREPARE_DEST, doc, e);
+	return r < 0 ? refuse(vm, HCS_VERB_MIG_PREPARE_DEST, r) : 0;
 }
 
 static int hcs_mig_start(struct vmm *base, int sock, uint32_t session, vmm_done_fn done, void *arg,
@@ -674,7 +679,10 @@ static void on_op(struct hcs_vm *vm, const struct hcs_msg *m)
 			r = issue(vm, v, STEP_START, CALL_START, NULL, &e);
 			break;
 		}
-		if (r == 0) {
+		if (r == 0) { /* mig_prepare_dest: the VM now is what HCS was given */
+			json_decref(vm->doc);
+			vm->doc = p->doc;
+			p->doc = NULL;
 			vm->state = hcs_vmstate_next(vm->state, v, false);
 			finish(vm, v, 0, NULL);
 			return;
@@ -821,7 +829,7 @@ static void hcs_free(struct vmm *base)
 		hcs_link_unref(l);
 	close_socket(vm);
 	for (int v = 0; v < HCS_VERBS; v++)
-		free_disk(&vm->pend[v].disk);
+		clear_pending(&vm->pend[v]);
 	json_decref(vm->doc);
 	buf_fini(&vm->compat);
 	free(vm->id);
