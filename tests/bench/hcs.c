@@ -57,7 +57,8 @@ static void jansson_decode(size_t iters)
 		const char *org = json_string_value(json_object_get(j, "Origin"));
 		json_t *d = json_object_get(j, "AdditionalDetails");
 		const char *ts = json_string_value(json_object_get(d, "BlackoutStopTimestamp"));
-		sink += (uint64_t)json_integer_value(json_object_get(d, "BlackoutDurationMilliseconds")) +
+		sink += (uint64_t)json_integer_value(
+		            json_object_get(d, "BlackoutDurationMilliseconds")) +
 		        (ev ? strlen(ev) : 0) + (res ? strlen(res) : 0) + (org ? strlen(org) : 0) +
 		        (ts ? strlen(ts) : 0);
 		json_decref(j);
@@ -106,8 +107,8 @@ static void jansson_encode(size_t iters)
 		    "{s:s, s:s, s:{s:b, s:f, s:i, s:i}, s:{s:i}, s:b, s:{s:s}}", "Origin", "Source",
 		    "MemoryTransport", "TCP", "MemoryTransferThrottleParams", "SkipThrottling", 0,
 		    "ThrottlingScale", 75.5, "MinimumThrottlePercentage", 30,
-		    "TargetBlackoutTransferTime", 500, "CompressionSettings", "ThrottleWorkerCount", 4,
-		    "ChecksumVerification", 1, "CompatibilityData", "Data", "Y29tcGF0");
+		    "TargetBlackoutTransferTime", 500, "CompressionSettings", "ThrottleWorkerCount",
+		    4, "ChecksumVerification", 1, "CompatibilityData", "Data", "Y29tcGF0");
 		char *s = json_dumps(j, JSON_COMPACT);
 		sink += strlen(s);
 		free(s);
