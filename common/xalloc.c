@@ -47,9 +47,11 @@ char *xstrdup(const char *s)
 
 char *xstrndup(const char *s, size_t n)
 {
-	char *p = strndup(s, n);
-	if (!p)
-		oom();
+	/* strnlen + copy rather than strndup, which the Windows C runtime lacks */
+	size_t len = strnlen(s, n);
+	char *p = xmalloc(len + 1);
+	memcpy(p, s, len);
+	p[len] = '\0';
 	return p;
 }
 

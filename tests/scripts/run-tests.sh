@@ -1,13 +1,14 @@
 #!/bin/sh
 # Run test binaries (cmocka), each with a time limit, and print one closing line
 # "N passed, N failed, N skipped" counted from cmocka's own summaries.  Exits non-zero when
-# any test failed, a binary crashed or timed out, or no test ran at all.
+# any test failed, a binary crashed or timed out, or no test ran at all.  TEST_RUNNER, when set,
+# is a command put before each binary (e.g. wine for the cross-built Windows tests).
 set -u
 pass=0 fail=0 skip=0 broken=""
 TEST_TIMEOUT=${TEST_TIMEOUT:-600}
 for t in "$@"; do
 	out=$(mktemp)
-	timeout -k 5 "$TEST_TIMEOUT" "$t" >"$out" 2>&1
+	timeout -k 5 "$TEST_TIMEOUT" ${TEST_RUNNER:-} "$t" >"$out" 2>&1
 	rc=$?
 	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -1)
 	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -1)
