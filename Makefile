@@ -215,10 +215,20 @@ FUZZ_SECONDS ?= 60
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 FUZZ_LIB_SRC := $(LIB_SRC)
-build-fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) | $(PROTO_H)
-	@mkdir -p build-fuzz
-	clang -std=gnu11 -g -O1 -Wno-unknown-warning-option -D_GNU_SOURCE -I. -I$(BUILD)/gen/proto -fsanitize=fuzzer,address,undefined \
-		-o $@ $< $(FUZZ_LIB_SRC) $(PROTO_C) $(LDLIBS)
+FUZZ_CC := clang -std=gnu11 -g -O1 -Wno-unknown-warning-option -D_GNU_SOURCE -I. -I$(BUILD)/gen/proto
+FUZZ_SAN := -fsanitize=address,undefined
+# Every library source is compiled once (instrumented for coverage), then each harness links it.
+FUZZ_OBJS := $(patsubst %.c,build-fuzz/obj/%.o,$(FUZZ_LIB_SRC) $(PROTO_C))
+build-fuzz/obj/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
+build-fuzz/libfuzzlib.a: $(FUZZ_OBJS)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+build-fuzz/%: tests/fuzz/%.c build-fuzz/libfuzzlib.a | $(PROTO_H)
+	@$(if $(V),,echo "  FUZZLD  $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< build-fuzz/libfuzzlib.a $(LDLIBS)
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do \
 		n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \
@@ -260,7 +270,7 @@ WIN_LDLIBS = $(WIN_PREFIX)/lib/libjansson.a $(WIN_PREFIX)/lib/libprotobuf-c.a -l
 WIN_TEST_LDLIBS = $(WIN_PREFIX)/lib/libcmocka-static.a
 
 wobj = $(patsubst %.c,$(WIN_BUILD)/obj/%.o,$(1))
-WIN_COMMON_SRC := common/err.c common/log.c common/buf.c common/xalloc.c common/guid.c \
+WIN_COMMON_SRC := common/err.c common/log.c common/buf.c common/xalloc.c common/guid.c common/hex.c \
 	common/sha256.c common/vsock_addr.c $(sort $(wildcard common/win/*.c))
 WIN_VMM_SRC := $(shell find host/vmm/hcs -name '*.c' 2>/dev/null | sort)
 WIN_LIBCOMMON := $(WIN_BUILD)/libcommon.a
