@@ -106,7 +106,7 @@ all: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(BENCH_BINS)
 DEB_PACKAGES = build-essential pkg-config libev-dev libjansson-dev libcmocka-dev \
 	protobuf-c-compiler libprotobuf-c-dev protobuf-compiler busybox-static crun \
 	clang libclang-rt-14-dev clang-format clang-tidy cppcheck iproute2 util-linux procps file \
-	libprotobuf-dev golang-go golang-github-containerd-ttrpc-dev
+	libprotobuf-dev golang-go golang-github-containerd-ttrpc-dev containerd runc
 deps:
 	@sh tests/scripts/deps.sh $(DEB_PACKAGES)
 
