@@ -23,6 +23,7 @@
 #include "google/protobuf/empty.pb-c.h"
 #include "host/shim/events.h"
 #include "tests/lib/containerd.h"
+#include "tests/lib/evpub.h"
 #include "tests/lib/fake_events.h"
 #include "tests/lib/stats.h"
 #include "ttrpc/ttrpc.h"
@@ -46,27 +47,8 @@ static double run_publisher(struct ev_loop *loop, const char *addr)
 	if (!p)
 		die("publisher", e.msg);
 	long long t0 = mono_ns();
-	for (int i = 0; i < EVENTS / 4; i++) {
-		char cid[32];
-		snprintf(cid, sizeof(cid), "bench-%d", i);
-		Containerd__Events__TaskCreate cr = CONTAINERD__EVENTS__TASK_CREATE__INIT;
-		cr.container_id = cid;
-		cr.bundle = "/run/ferry/bench";
-		Containerd__Events__TaskStart st = CONTAINERD__EVENTS__TASK_START__INIT;
-		st.container_id = cid;
-		st.pid = 100;
-		Google__Protobuf__Timestamp at = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-		Containerd__Events__TaskExit ex = CONTAINERD__EVENTS__TASK_EXIT__INIT;
-		ex.container_id = cid;
-		ex.id = cid;
-		ex.exited_at = &at;
-		Containerd__Events__TaskDelete de = CONTAINERD__EVENTS__TASK_DELETE__INIT;
-		de.container_id = cid;
-		const ProtobufCMessage *evs[] = {&cr.base, &st.base, &ex.base, &de.base};
-		for (int k = 0; k < 4; k++)
-			if (events_publish(p, evs[k], NULL, &e) < 0)
-				die("publish", e.msg);
-	}
+	if (evpub_lives(p, "bench-", EVENTS / 4, &e) < 0)
+		die("publish", e.msg);
 	struct events_stats s;
 	do {
 		ev_run(loop, EVRUN_ONCE);

@@ -35,6 +35,7 @@
 #include "google/protobuf/empty.pb-c.h"
 #include "host/shim/events.h"
 #include "tests/lib/containerd.h"
+#include "tests/lib/evpub.h"
 #include "tests/lib/evtest.h"
 #include "ttrpc/ttrpc.h"
 
@@ -420,34 +421,11 @@ static void test_forward_every_event_type(void **state)
 	evtest_fini(&ev);
 }
 
-static void publish_life(struct events_publisher *p, const char *cid, uint32_t code)
-{
-	Containerd__Events__TaskCreate cr = CONTAINERD__EVENTS__TASK_CREATE__INIT;
-	cr.container_id = (char *)cid;
-	publish(p, &cr.base);
-	Containerd__Events__TaskStart st = CONTAINERD__EVENTS__TASK_START__INIT;
-	st.container_id = (char *)cid;
-	publish(p, &st.base);
-	Containerd__Events__TaskExit ex = CONTAINERD__EVENTS__TASK_EXIT__INIT;
-	Google__Protobuf__Timestamp at = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-	ex.container_id = (char *)cid;
-	ex.id = (char *)cid;
-	ex.exit_status = code;
-	ex.exited_at = &at;
-	publish(p, &ex.base);
-	Containerd__Events__TaskDelete de = CONTAINERD__EVENTS__TASK_DELETE__INIT;
-	de.container_id = (char *)cid;
-	de.exit_status = code;
-	publish(p, &de.base);
-}
-
 static void publish_lives(struct events_publisher *p, const char *prefix, int n)
 {
-	for (int i = 0; i < n; i++) {
-		char cid[32];
-		snprintf(cid, sizeof(cid), "%s%d", prefix, i);
-		publish_life(p, cid, (uint32_t)i);
-	}
+	struct err e;
+	if (evpub_lives(p, prefix, n, &e) < 0)
+		fail_msg("%s", e.msg);
 }
 
 /* r->lines[from..] are exactly the lives prefix0..prefix(n-1), in order. */

@@ -28,6 +28,7 @@
 #include "containerd/task/v2/shim.pb-c.h"
 #include "host/shim/events.h"
 #include "host/shim/events_order.h"
+#include "tests/lib/evpub.h"
 #include "tests/lib/evtest.h"
 #include "tests/lib/fake_events.h"
 #include "ttrpc/status.h"
@@ -107,25 +108,6 @@ static void pub_start(struct events_publisher *p, const char *cid, uint32_t pid)
 	pub(p, &m.base);
 }
 
-static void pub_exit(struct events_publisher *p, const char *cid, const char *id, uint32_t code)
-{
-	Containerd__Events__TaskExit m = CONTAINERD__EVENTS__TASK_EXIT__INIT;
-	Google__Protobuf__Timestamp at = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-	m.container_id = (char *)cid;
-	m.id = (char *)id;
-	m.exit_status = code;
-	m.exited_at = &at;
-	pub(p, &m.base);
-}
-
-static void pub_delete(struct events_publisher *p, const char *cid, const char *id)
-{
-	Containerd__Events__TaskDelete m = CONTAINERD__EVENTS__TASK_DELETE__INIT;
-	m.container_id = (char *)cid;
-	m.id = (char *)id;
-	pub(p, &m.base);
-}
-
 static void pub_exec(struct events_publisher *p, int started, const char *cid, const char *eid)
 {
 	if (started) {
@@ -145,10 +127,9 @@ static void pub_exec(struct events_publisher *p, int started, const char *cid, c
 /* A whole life: create, start, exit (code), delete: 4 events, in order. */
 static void pub_life(struct events_publisher *p, const char *cid, uint32_t code)
 {
-	pub_create(p, cid, 100);
-	pub_start(p, cid, 100);
-	pub_exit(p, cid, cid, code);
-	pub_delete(p, cid, "");
+	struct err e;
+	if (evpub_life(p, cid, code, &e) < 0)
+		fail_msg("%s", e.msg);
 }
 
 /* The fake received the lives of cids[0..n) with exit codes 0..n-1 in publish order. */
@@ -171,13 +152,11 @@ static void assert_lives(const struct fake_events *f, size_t from, const char *p
 	}
 }
 
-static void pub_lives(struct events_publisher *p, const char *prefix, size_t n)
+static void pub_lives(struct events_publisher *p, const char *prefix, int n)
 {
-	for (size_t i = 0; i < n; i++) {
-		char cid[32];
-		snprintf(cid, sizeof(cid), "%s%zu", prefix, i);
-		pub_life(p, cid, (uint32_t)i);
-	}
+	struct err e;
+	if (evpub_lives(p, prefix, n, &e) < 0)
+		fail_msg("%s", e.msg);
 }
 
 static size_t pending_of(struct events_publisher *p)
