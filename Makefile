@@ -113,7 +113,7 @@ DEB_PACKAGES = build-essential pkg-config libev-dev libjansson-dev libcmocka-dev
 	protobuf-c-compiler libprotobuf-c-dev protobuf-compiler busybox-static crun \
 	clang libclang-rt-14-dev clang-format clang-tidy cppcheck iproute2 util-linux procps file \
 	libprotobuf-dev golang-go golang-github-containerd-ttrpc-dev qemu-system-x86 qemu-utils kmod \
-	cpio xz-utils e2fsprogs binutils
+	cpio xz-utils e2fsprogs binutils containerd runc
 deps:
 	@sh tests/scripts/deps.sh $(DEB_PACKAGES)
 
