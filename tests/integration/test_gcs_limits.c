@@ -65,8 +65,13 @@ static void bounded(const char *what, long kib, long max_kib)
 {
 	print_message("%s: peak RSS +%ld KiB (bound %ld KiB%s)\n", what, kib, max_kib,
 	              RSS_BOUNDED ? "" : ", not checked under ASan");
-	if (kib < 0)
+	if (kib == HOSTILE_UNAVAILABLE)
 		skip();
+	/* The kernel's RSS counters are per-thread caches folded in lazily, so a case that
+	 * costs nothing can read a few pages below its baseline: no growth. */
+	if (kib < 0 && kib > -1024)
+		kib = 0;
+	assert_true(kib >= 0);
 	if (RSS_BOUNDED)
 		assert_true(kib < max_kib);
 }

@@ -457,7 +457,7 @@ long hostile_many_processes(struct agent *f)
 	struct rlimit rl;
 	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
 	if (rl.rlim_max < 5 * N + 64)
-		return -1; /* not enough descriptors for the agent or the test */
+		return HOSTILE_UNAVAILABLE; /* not enough descriptors for the agent or the test */
 	agent_negotiate(f->fd);
 	long base = hostile_hwm_kib(f);
 	int *fds = calloc(4 * N, sizeof(int));

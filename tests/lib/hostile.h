@@ -1,7 +1,7 @@
 /* The hostile cases of issue 7 (tests/lib/hostile.c): each plays a careless or hostile host
  * against the agent of `f` (started by the caller, e.g. agent_start with "--log-level=warn",
  * already connected, not negotiated), asserts with cmocka that the agent copes, and returns how
- * much its peak resident memory (VmHWM) grew meanwhile, in KiB, or -1 when the machine cannot
+ * much its peak resident memory (VmHWM) grew meanwhile, in KiB, or HOSTILE_UNAVAILABLE when the machine cannot
  * run the case.  Call them from inside a cmocka test. */
 #ifndef FERRY_TESTS_HOSTILE_H
 #define FERRY_TESTS_HOSTILE_H
@@ -13,6 +13,11 @@ long hostile_hwm_kib(const struct agent *a);
 
 /* A 16 MiB request: over the frame cap, the connection ends at the header; the agent dials
  * again and answers on the new connection. */
+#include <limits.h>
+
+/* What a case returns when this machine cannot run it (not a growth figure). */
+#define HOSTILE_UNAVAILABLE LONG_MIN
+
 long hostile_over_frame_cap(struct agent *f);
 /* An 8 MiB Create of 2.8 million `{}`: refused by the value count (Invalid JSON). */
 long hostile_many_values(struct agent *f);
@@ -25,7 +30,7 @@ long hostile_many_waits(struct agent *f);
  * exactly once. */
 long hostile_unacked_streams(struct agent *f);
 /* 2,000 UVM processes with stdin and stdout (needs the agent started with a soft
- * RLIMIT_NOFILE of 1024 to show the raise; -1 when the hard limit is too low). */
+ * RLIMIT_NOFILE of 1024 to show the raise; HOSTILE_UNAVAILABLE when the hard limit is too low). */
 long hostile_many_processes(struct agent *f);
 /* 1 MiB of junk on a stdout connection: a few warnings, the connection closed and re-dialled,
  * the stream intact. */
